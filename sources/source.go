@@ -67,7 +67,11 @@ type Entry struct {
 	// from the snapshot root, without a leading slash ("srv/app/db.sqlite").
 	// Components are raw bytes (any byte but '/' and NUL, not necessarily UTF-8).
 	Path string
-	Type Type
+	// HostPath is where the entry lives on its host (an absolute local or
+	// remote path, or the name inside a tar stream). Exclude patterns match
+	// it, and errors name it.
+	HostPath string
+	Type     Type
 	// Mode is the Go fs.FileMode: permission bits, type bits, setuid, setgid,
 	// sticky.
 	Mode fs.FileMode
@@ -153,8 +157,8 @@ type Visitor interface {
 // Excluder decides what a walk leaves out; package sources/filter builds one
 // from restic's exclude options.
 type Excluder interface {
-	// Excluded reports whether e is left out. A directory left out is not
-	// read at all.
+	// Excluded reports whether e is left out; patterns match e.HostPath. A
+	// directory left out is not read at all.
 	Excluded(e *Entry) bool
 	// ExcludedByContents reports whether directory dir is left out because of
 	// a marker file inside it (--exclude-if-present). peek returns up to n
