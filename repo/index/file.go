@@ -1,0 +1,117 @@
+package index
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// File is the content of one index file: the packs it describes, each with
+// all of its blobs.
+type File struct {
+	Packs []PackEntry `json:"packs"`
+	// Supersedes lists index files this one replaced. restic ≤ 0.16 wrote it;
+	// readers ignore it and writers omit it.
+	Supersedes []blob.ID `json:"supersedes,omitempty"`
+}
+
+// PackEntry describes one pack in an index file.
+type PackEntry struct {
+	ID    blob.ID     `json:"id"`
+	Blobs []BlobEntry `json:"blobs"`
+}
+
+// BlobEntry is one blob of a pack as written in index files.
+type BlobEntry struct {
+	ID                 blob.ID   `json:"id"`
+	Type               blob.Type `json:"type"`
+	Offset             uint32    `json:"offset"`
+	Length             uint32    `json:"length"`
+	UncompressedLength uint32    `json:"uncompressed_length,omitempty"`
+}
+
+// PackBlobs converts the entries of p to pack blobs.
+func (p *PackEntry) PackBlobs() []pack.Blob {
+	out := make([]pack.Blob, len(p.Blobs))
+	for i, b := range p.Blobs {
+		out[i] = pack.Blob{Handle: blob.Handle{ID: b.ID, Type: b.Type}, Offset: b.Offset, Length: b.Length, UncompressedLength: b.UncompressedLength}
+	}
+	return out
+}
+
+// NewPackEntry describes a pack from its header blobs.
+func NewPackEntry(id blob.ID, blobs []pack.Blob) PackEntry {
+	p := PackEntry{ID: id, Blobs: make([]BlobEntry, len(blobs))}
+	for i, b := range blobs {
+		p.Blobs[i] = BlobEntry{ID: b.ID, Type: b.Type, Offset: b.Offset, Length: b.Length, UncompressedLength: b.UncompressedLength}
+	}
+	return p
+}
+
+// Encode returns the JSON that restic writes for an index file: compact, with
+// one trailing newline, no "supersedes".
+func (f *File) Encode() ([]byte, error) {
+	out := File{Packs: f.Packs}
+	if out.Packs == nil {
+		out.Packs = []PackEntry{}
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(&out); err != nil {
+		return nil, fmt.Errorf("encode index: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Decode parses an index file. It accepts the current format and the legacy
+// format (a bare JSON array of packs, from restic's early days), reporting
+// which one it found. Every blob entry is checked for a valid type and a
+// length that can hold the encryption overhead.
+func Decode(buf []byte) (f *File, legacy bool, err error) {
+	buf = bytes.TrimLeft(buf, " \t\r\n")
+	f = &File{}
+	if len(buf) > 0 && buf[0] == '[' {
+		legacy = true
+		err = json.Unmarshal(buf, &f.Packs)
+	} else {
+		err = json.Unmarshal(buf, f)
+	}
+	if err != nil {
+		return nil, legacy, fmt.Errorf("decode index: %w", err)
+	}
+	for _, p := range f.Packs {
+		for _, b := range p.Blobs {
+			if b.Length < 32 {
+				return nil, legacy, fmt.Errorf("decode index: pack %s blob %s has length %d", p.ID.Str(), b.ID.Str(), b.Length)
+			}
+			if uint64(b.Offset)+uint64(b.Length) > 1<<32-1 {
+				return nil, legacy, fmt.Errorf("decode index: pack %s blob %s ends past 4 GiB", p.ID.Str(), b.ID.Str())
+			}
+		}
+	}
+	return f, legacy, nil
+}
+
+// HasCompressed reports whether any blob in the file is compressed (a v1
+// repository must not have any).
+func (f *File) HasCompressed() bool {
+	for _, p := range f.Packs {
+		for _, b := range p.Blobs {
+			if b.UncompressedLength != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// BlobCount returns the number of blob entries in the file.
+func (f *File) BlobCount() int {
+	n := 0
+	for _, p := range f.Packs {
+		n += len(p.Blobs)
+	}
+	return n
+}
