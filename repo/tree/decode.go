@@ -1,0 +1,738 @@
+package tree
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"io/fs"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairn-backup/cairn/repo/blob"
+)
+
+// Decode parses a tree blob (already hash-checked and decompressed). It
+// accepts what restic 0.19.1 accepts: unknown keys are ignored, missing keys
+// leave zero values, "content":null is fine on any type, object keys match
+// case-insensitively as in encoding/json, and a name that does not unquote is
+// an error. Nodes out of order are accepted (see [Tree.Ordered]). Stricter than
+// restic, input that ends early or has anything but white space after the
+// closing brace is an error rather than a silently shortened tree.
+//
+// Decode never panics on bad input. Decoded strings do not share memory with
+// buf.
+func Decode(buf []byte) (*Tree, error) {
+	if t, ok := decodeFast(buf); ok {
+		return t, nil
+	}
+	return decodeReference(buf)
+}
+
+// decoder is the fast path: a parser for the JSON restic writes. It gives up
+// (ok = false, never an error) on anything it does not fully understand, such
+// as unknown keys, a key twice, escapes in keys, numbers with a fraction or
+// exponent, a surrogate escape or invalid UTF-8, and Decode then runs the
+// encoding/json reference over the whole tree. So the fast path needs to be
+// right only for what it accepts, and the fuzz test checks exactly that.
+type decoder struct {
+	buf []byte
+	pos int
+
+	// Nodes and IDs are carved out of shared chunks: a tree of 200k files
+	// then costs a few hundred allocations instead of 400k.
+	nodes    []Node
+	ids      []blob.ID
+	chunkLen int
+
+	// Owner names repeat across a directory; reuse the previous string.
+	lastUser, lastGroup string
+	// mtime and atime are usually equal; reuse the previous parse.
+	lastTimeRaw []byte
+	lastTime    time.Time
+
+	scratch []byte // unescaped string bytes
+}
+
+func decodeFast(buf []byte) (*Tree, bool) {
+	d := decoder{buf: buf}
+	// A node restic writes takes 300 to 450 bytes.
+	d.chunkLen = min(max(len(buf)/300, 4), 1024)
+	if !d.lit(`{`) || !d.lit(`"nodes"`) || !d.lit(`:`) || !d.lit(`[`) {
+		return nil, false
+	}
+	var nodes []*Node
+	d.ws()
+	if d.peek() == ']' {
+		d.pos++
+	} else {
+		nodes = make([]*Node, 0, max(len(buf)/300, 1))
+		for {
+			n, ok := d.node()
+			if !ok {
+				return nil, false
+			}
+			nodes = append(nodes, n)
+			d.ws()
+			if d.peek() == ',' {
+				d.pos++
+				continue
+			}
+			if !d.lit(`]`) {
+				return nil, false
+			}
+			break
+		}
+	}
+	if !d.lit(`}`) {
+		return nil, false
+	}
+	d.ws()
+	if d.pos != len(d.buf) {
+		return nil, false
+	}
+	return newTree(nodes), true
+}
+
+// Bits of the fields seen in one node object; a key twice makes the fast path
+// give up, because encoding/json's merge rules for repeated keys differ by type.
+const (
+	fName = 1 << iota
+	fType
+	fMode
+	fMtime
+	fAtime
+	fCtime
+	fUID
+	fGID
+	fUser
+	fGroup
+	fInode
+	fDeviceID
+	fSize
+	fLinks
+	fLinkTarget
+	fLinkTargetRaw
+	fXattrs
+	fGeneric
+	fDevice
+	fContent
+	fSubtree
+	fError
+)
+
+func (d *decoder) node() (*Node, bool) {
+	if len(d.nodes) == 0 {
+		d.nodes = make([]Node, d.chunkLen)
+	}
+	n := &d.nodes[0]
+	d.nodes = d.nodes[1:]
+
+	if !d.lit(`{`) {
+		return nil, false
+	}
+	var seen uint32
+	var rawTarget []byte
+	var haveRaw, ok bool
+	d.ws()
+	if d.peek() == '}' {
+		d.pos++
+		return n, true // restic reads {} as a node with an empty name
+	}
+	for {
+		key, kok := d.key()
+		if !kok {
+			return nil, false
+		}
+		bit := keyBit(key)
+		if bit == 0 || seen&bit != 0 {
+			return nil, false
+		}
+		seen |= bit
+		d.ws()
+		if !d.null() { // null leaves every field at its zero value
+			switch bit {
+			case fName:
+				ok = d.name(&n.Name)
+			case fType:
+				var b []byte
+				if b, ok = d.str(); ok {
+					n.Type = internType(b)
+				}
+			case fMode:
+				var v uint64
+				v, ok = d.uint(math.MaxUint32)
+				n.Mode = fs.FileMode(v)
+			case fMtime:
+				n.ModTime, ok = d.time()
+			case fAtime:
+				n.AccessTime, ok = d.time()
+			case fCtime:
+				n.ChangeTime, ok = d.time()
+			case fUID:
+				var v uint64
+				v, ok = d.uint(math.MaxUint32)
+				n.UID = uint32(v)
+			case fGID:
+				var v uint64
+				v, ok = d.uint(math.MaxUint32)
+				n.GID = uint32(v)
+			case fUser:
+				ok = d.internStr(&n.User, &d.lastUser)
+			case fGroup:
+				ok = d.internStr(&n.Group, &d.lastGroup)
+			case fInode:
+				n.Inode, ok = d.uint(math.MaxUint64)
+			case fDeviceID:
+				n.DeviceID, ok = d.uint(math.MaxUint64)
+			case fSize:
+				n.Size, ok = d.uint(math.MaxUint64)
+			case fLinks:
+				n.Links, ok = d.uint(math.MaxUint64)
+			case fLinkTarget:
+				var b []byte
+				if b, ok = d.str(); ok {
+					n.LinkTarget = string(b)
+				}
+			case fLinkTargetRaw:
+				rawTarget, ok = d.base64()
+				haveRaw = true
+			case fXattrs:
+				n.ExtendedAttributes, ok = d.xattrs()
+			case fDevice:
+				n.Device, ok = d.uint(math.MaxUint64)
+			case fContent:
+				n.Content, ok = d.content()
+			case fSubtree:
+				n.Subtree, ok = d.subtree()
+			case fError:
+				var b []byte
+				if b, ok = d.str(); ok {
+					n.Error = string(b)
+				}
+			default: // generic_attributes: rare (Windows), left to encoding/json
+				ok = false
+			}
+			if !ok {
+				return nil, false
+			}
+		}
+		d.ws()
+		switch d.peek() {
+		case ',':
+			d.pos++
+			d.ws()
+			continue
+		case '}':
+			d.pos++
+		default:
+			return nil, false
+		}
+		break
+	}
+	if haveRaw {
+		n.LinkTarget = string(rawTarget)
+	}
+	return n, true
+}
+
+// keyBit maps the exact spelling restic writes to the field's bit. Any other
+// spelling, including the case variants encoding/json would also accept, is 0.
+func keyBit(k []byte) uint32 {
+	switch string(k) {
+	case "name":
+		return fName
+	case "type":
+		return fType
+	case "mode":
+		return fMode
+	case "mtime":
+		return fMtime
+	case "atime":
+		return fAtime
+	case "ctime":
+		return fCtime
+	case "uid":
+		return fUID
+	case "gid":
+		return fGID
+	case "user":
+		return fUser
+	case "group":
+		return fGroup
+	case "inode":
+		return fInode
+	case "device_id":
+		return fDeviceID
+	case "size":
+		return fSize
+	case "links":
+		return fLinks
+	case "linktarget":
+		return fLinkTarget
+	case "linktarget_raw":
+		return fLinkTargetRaw
+	case "extended_attributes":
+		return fXattrs
+	case "generic_attributes":
+		return fGeneric
+	case "device":
+		return fDevice
+	case "content":
+		return fContent
+	case "subtree":
+		return fSubtree
+	case "error":
+		return fError
+	}
+	return 0
+}
+
+func internType(b []byte) Type {
+	for _, t := range [...]Type{TypeFile, TypeDir, TypeSymlink, TypeDev, TypeCharDev, TypeFifo, TypeSocket, TypeIrregular} {
+		if string(b) == string(t) {
+			return t
+		}
+	}
+	return Type(b)
+}
+
+// name decodes a node name: a JSON string holding strconv.Quote's output
+// without the quotes. Names that Quote leaves alone (no backslash, quote or
+// newline; always valid UTF-8 here) need no Unquote call.
+func (d *decoder) name(dst *string) bool {
+	b, ok := d.str()
+	if !ok {
+		return false
+	}
+	if bytes.IndexAny(b, "\\\"\n") < 0 {
+		*dst = string(b)
+		return true
+	}
+	s, err := strconv.Unquote(`"` + string(b) + `"`)
+	if err != nil {
+		return false // the reference path reports it
+	}
+	*dst = s
+	return true
+}
+
+func (d *decoder) internStr(dst, last *string) bool {
+	b, ok := d.str()
+	if !ok {
+		return false
+	}
+	if string(b) != *last {
+		*last = string(b)
+	}
+	*dst = *last
+	return true
+}
+
+// time parses a JSON string with time.Time.UnmarshalJSON on the raw literal,
+// exactly what encoding/json does (it does not unescape the string either).
+func (d *decoder) time() (time.Time, bool) {
+	start := d.pos
+	if !d.skipPlainStr() {
+		return time.Time{}, false
+	}
+	raw := d.buf[start:d.pos]
+	if d.lastTimeRaw != nil && bytes.Equal(raw, d.lastTimeRaw) {
+		return d.lastTime, true
+	}
+	var t time.Time
+	if err := t.UnmarshalJSON(raw); err != nil {
+		return time.Time{}, false
+	}
+	d.lastTimeRaw, d.lastTime = raw, t
+	return t, true
+}
+
+// uint parses a JSON number that is a plain non-negative integer no larger
+// than limit; anything else (sign, fraction, exponent, leading zero,
+// overflow) is left to the reference path, which reports or accepts it.
+func (d *decoder) uint(limit uint64) (uint64, bool) {
+	b := d.buf[d.pos:]
+	if len(b) == 0 || b[0] < '0' || b[0] > '9' {
+		return 0, false
+	}
+	if b[0] == '0' {
+		d.pos++
+		return 0, !d.numberGoesOn()
+	}
+	var v uint64
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		c := uint64(b[i] - '0')
+		if v > (limit-c)/10 {
+			return 0, false
+		}
+		v = v*10 + c
+	}
+	d.pos += i
+	return v, !d.numberGoesOn()
+}
+
+func (d *decoder) numberGoesOn() bool {
+	if d.pos >= len(d.buf) {
+		return false
+	}
+	switch d.buf[d.pos] {
+	case '.', 'e', 'E', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return true
+	}
+	return false
+}
+
+// content decodes a list of IDs; [] gives an empty non-nil slice, as in
+// encoding/json. The IDs live in the shared chunk; the returned slice has no
+// spare capacity, so appending to it cannot overwrite a neighbour.
+func (d *decoder) content() ([]blob.ID, bool) {
+	if !d.lit(`[`) {
+		return nil, false
+	}
+	d.ws()
+	if d.peek() == ']' {
+		d.pos++
+		return []blob.ID{}, true
+	}
+	out := d.ids[len(d.ids):len(d.ids)]
+	for {
+		if len(out) == cap(out) {
+			// The chunk is full: continue this list in a new one.
+			chunk := make([]blob.ID, 0, max(d.chunkLen, 2*len(out)+1))
+			out = append(chunk, out...)
+			d.ids = chunk
+		}
+		out = out[:len(out)+1]
+		if !d.id(&out[len(out)-1]) {
+			return nil, false
+		}
+		d.ws()
+		switch d.peek() {
+		case ',':
+			d.pos++
+			d.ws()
+			continue
+		case ']':
+			d.pos++
+			d.ids = d.ids[:len(d.ids)+len(out)]
+			return out[:len(out):len(out)], true
+		}
+		return nil, false
+	}
+}
+
+func (d *decoder) subtree() (*blob.ID, bool) {
+	if len(d.ids) == cap(d.ids) {
+		d.ids = make([]blob.ID, 0, d.chunkLen)
+	}
+	d.ids = d.ids[:len(d.ids)+1]
+	id := &d.ids[len(d.ids)-1]
+	if !d.id(id) {
+		return nil, false
+	}
+	return id, true
+}
+
+// id decodes an ID the way restic's ID.UnmarshalJSON does: exactly 64 hex
+// digits between quotes (upper case is accepted there too).
+func (d *decoder) id(dst *blob.ID) bool {
+	b := d.buf[d.pos:]
+	if len(b) < 2+2*blob.IDSize || b[0] != '"' || b[1+2*blob.IDSize] != '"' {
+		return false
+	}
+	if _, err := hex.Decode(dst[:], b[1:1+2*blob.IDSize]); err != nil {
+		return false
+	}
+	d.pos += 2 + 2*blob.IDSize
+	return true
+}
+
+// base64 decodes a []byte the way encoding/json does (standard padded
+// alphabet); always non-nil, since only null gives nil.
+func (d *decoder) base64() ([]byte, bool) {
+	start := d.pos
+	if !d.skipPlainStr() {
+		return nil, false
+	}
+	s := d.buf[start+1 : d.pos-1]
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Decode(out, s)
+	if err != nil {
+		return nil, false
+	}
+	return out[:n], true
+}
+
+func (d *decoder) xattrs() ([]ExtendedAttribute, bool) {
+	if !d.lit(`[`) {
+		return nil, false
+	}
+	out := []ExtendedAttribute{}
+	d.ws()
+	if d.peek() == ']' {
+		d.pos++
+		return out, true
+	}
+	for {
+		var a ExtendedAttribute
+		if !d.xattr(&a) {
+			return nil, false
+		}
+		out = append(out, a)
+		d.ws()
+		switch d.peek() {
+		case ',':
+			d.pos++
+			d.ws()
+			continue
+		case ']':
+			d.pos++
+			return out, true
+		}
+		return nil, false
+	}
+}
+
+func (d *decoder) xattr(a *ExtendedAttribute) bool {
+	if !d.lit(`{`) {
+		return false
+	}
+	var haveName, haveValue bool
+	d.ws()
+	if d.peek() == '}' {
+		d.pos++
+		return true
+	}
+	for {
+		key, ok := d.key()
+		if !ok {
+			return false
+		}
+		d.ws()
+		switch string(key) {
+		case "name":
+			if haveName {
+				return false
+			}
+			haveName = true
+			if !d.null() {
+				b, ok := d.str()
+				if !ok {
+					return false
+				}
+				a.Name = string(b)
+			}
+		case "value":
+			if haveValue {
+				return false
+			}
+			haveValue = true
+			if !d.null() {
+				if a.Value, ok = d.base64(); !ok {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+		d.ws()
+		switch d.peek() {
+		case ',':
+			d.pos++
+			d.ws()
+			continue
+		case '}':
+			d.pos++
+			return true
+		}
+		return false
+	}
+}
+
+// key reads an object key written without escapes and the colon after it.
+func (d *decoder) key() ([]byte, bool) {
+	start := d.pos
+	if !d.skipPlainStr() {
+		return nil, false
+	}
+	k := d.buf[start+1 : d.pos-1]
+	d.ws()
+	if d.peek() != ':' {
+		return nil, false
+	}
+	d.pos++
+	return k, true
+}
+
+// skipPlainStr moves past a JSON string made only of printable ASCII without
+// backslashes: the form of times, IDs, base64 and keys.
+func (d *decoder) skipPlainStr() bool {
+	b := d.buf[d.pos:]
+	if len(b) == 0 || b[0] != '"' {
+		return false
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			d.pos += i + 1
+			return true
+		case c < 0x20 || c == '\\' || c >= utf8.RuneSelf:
+			return false
+		}
+	}
+	return false
+}
+
+// str decodes a JSON string value. The result aliases buf or d.scratch and is
+// valid until the next call.
+func (d *decoder) str() ([]byte, bool) {
+	b := d.buf[d.pos:]
+	if len(b) == 0 || b[0] != '"' {
+		return nil, false
+	}
+	ascii := true
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '"':
+			s := b[1:i]
+			if !ascii && !utf8.Valid(s) {
+				return nil, false // encoding/json would substitute U+FFFD
+			}
+			d.pos += i + 1
+			return s, true
+		case c == '\\':
+			return d.strEscaped()
+		case c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// strEscaped decodes a string with escapes into d.scratch. Surrogate escapes
+// and invalid UTF-8 make it give up (encoding/json replaces them).
+func (d *decoder) strEscaped() ([]byte, bool) {
+	b := d.buf[d.pos+1:]
+	out := d.scratch[:0]
+	segStart := 0
+	flush := func(i int) bool {
+		seg := b[segStart:i]
+		out = append(out, seg...)
+		return utf8.Valid(seg)
+	}
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '"':
+			if !flush(i) {
+				return nil, false
+			}
+			d.pos += 1 + i + 1
+			d.scratch = out
+			return out, true
+		case c < 0x20:
+			return nil, false
+		case c != '\\':
+			i++
+			continue
+		}
+		if !flush(i) || i+1 >= len(b) {
+			return nil, false
+		}
+		switch e := b[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+			i += 2
+		case 'b':
+			out = append(out, '\b')
+			i += 2
+		case 'f':
+			out = append(out, '\f')
+			i += 2
+		case 'n':
+			out = append(out, '\n')
+			i += 2
+		case 'r':
+			out = append(out, '\r')
+			i += 2
+		case 't':
+			out = append(out, '\t')
+			i += 2
+		case 'u':
+			if i+6 > len(b) {
+				return nil, false
+			}
+			r, ok := hex4(b[i+2 : i+6])
+			if !ok || (r >= 0xd800 && r < 0xe000) {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, r)
+			i += 6
+		default:
+			return nil, false
+		}
+		segStart = i
+	}
+	return nil, false
+}
+
+func hex4(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// lit skips white space and then expects the literal s.
+func (d *decoder) lit(s string) bool {
+	d.ws()
+	if !bytes.HasPrefix(d.buf[d.pos:], []byte(s)) {
+		return false
+	}
+	d.pos += len(s)
+	return true
+}
+
+// null consumes a null literal if one is next.
+func (d *decoder) null() bool {
+	if bytes.HasPrefix(d.buf[d.pos:], []byte("null")) {
+		d.pos += 4
+		return true
+	}
+	return false
+}
+
+func (d *decoder) peek() byte {
+	if d.pos < len(d.buf) {
+		return d.buf[d.pos]
+	}
+	return 0
+}
+
+func (d *decoder) ws() {
+	for d.pos < len(d.buf) {
+		switch d.buf[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
