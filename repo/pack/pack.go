@@ -223,11 +223,12 @@ type Writer struct {
 	key   *crypto.Key
 	blobs []Blob
 	size  int64 // bytes of blob data written so far
+	hdr   int64 // HeaderSize(blobs), kept up to date
 }
 
 // NewWriter starts a pack on w.
 func NewWriter(w io.Writer, key *crypto.Key) *Writer {
-	return &Writer{w: w, key: key}
+	return &Writer{w: w, key: key, hdr: HeaderSize(nil)}
 }
 
 // Add appends one sealed blob. uncompressedLength is 0 for a blob stored
@@ -242,8 +243,10 @@ func (p *Writer) Add(h blob.Handle, sealed []byte, uncompressedLength uint32) er
 	if _, err := p.w.Write(sealed); err != nil {
 		return fmt.Errorf("write blob %v to pack: %w", h, err)
 	}
-	p.blobs = append(p.blobs, Blob{Handle: h, Offset: uint32(p.size), Length: uint32(len(sealed)), UncompressedLength: uncompressedLength})
+	b := Blob{Handle: h, Offset: uint32(p.size), Length: uint32(len(sealed)), UncompressedLength: uncompressedLength}
+	p.blobs = append(p.blobs, b)
 	p.size += int64(len(sealed))
+	p.hdr += int64(entrySize(b))
 	return nil
 }
 
@@ -257,7 +260,7 @@ func (p *Writer) DataSize() int64 { return p.size }
 // HeaderFull reports whether one more entry could push the encrypted header
 // past restic's 16 MiB limit.
 func (p *Writer) HeaderFull() bool {
-	return HeaderSize(p.blobs)+compressedEntrySize > MaxHeaderSize
+	return p.hdr+compressedEntrySize > MaxHeaderSize
 }
 
 // Blobs returns the blobs added so far with their offsets.

@@ -1,0 +1,136 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/backend"
+)
+
+var fastLock = LockOptions{settle: time.Millisecond, invalidRetry: time.Millisecond}
+
+func TestLockConflicts(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initMem(t, 2, Options{})
+	_, shared1, err := r.Lock(ctx, false, fastLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, shared2, err := r.Lock(ctx, false, fastLock)
+	if err != nil {
+		t.Fatalf("second shared lock: %v", err)
+	}
+	_, _, err = r.Lock(ctx, true, fastLock)
+	var le *LockedError
+	if !errors.As(err, &le) || le.Lock.Exclusive || le.Lock.PID != os.Getpid() {
+		t.Fatalf("exclusive over shared: %v", err)
+	}
+	if err := shared1.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared2.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared2.Unlock(); err != nil {
+		t.Fatalf("second Unlock: %v", err)
+	}
+	_, excl, err := r.Lock(ctx, true, fastLock)
+	if err != nil {
+		t.Fatalf("exclusive after unlock: %v", err)
+	}
+	if _, _, err := r.Lock(ctx, false, fastLock); !errors.As(err, &le) || !le.Lock.Exclusive {
+		t.Fatalf("shared over exclusive: %v", err)
+	}
+	// With --retry-lock the second locker waits for the first to finish.
+	go func() { time.Sleep(100 * time.Millisecond); _ = excl.Unlock() }()
+	opts := fastLock
+	opts.RetryLock = 10 * time.Second
+	_, l, err := r.Lock(ctx, false, opts)
+	if err != nil {
+		t.Fatalf("retry lock: %v", err)
+	}
+	_ = l.Unlock()
+	locks, err := r.Locks(ctx, nil)
+	if err != nil || len(locks) != 0 {
+		t.Fatalf("locks left: %v %v", locks, err)
+	}
+}
+
+func TestStaleLocks(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initMem(t, 2, Options{})
+	save := func(l *Lock) {
+		t.Helper()
+		if _, err := r.saveLock(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, _ := os.Hostname()
+	old := &Lock{Time: time.Now().Add(-time.Hour), Exclusive: true, Hostname: "otherhost", PID: 1}
+	deadPID := &Lock{Time: time.Now(), Hostname: host, PID: 1 << 30}
+	fresh := &Lock{Time: time.Now(), Hostname: "otherhost", PID: 1}
+	save(old)
+	save(deadPID)
+	save(fresh)
+	if !old.Stale() || !deadPID.Stale() || fresh.Stale() {
+		t.Fatalf("stale: old %v dead %v fresh %v", old.Stale(), deadPID.Stale(), fresh.Stale())
+	}
+	// Stale locks still block, like restic's.
+	if _, _, err := r.Lock(ctx, false, fastLock); err == nil {
+		t.Fatal("stale exclusive lock did not block")
+	}
+	n, err := r.RemoveLocks(ctx, false)
+	if err != nil || n != 2 {
+		t.Fatalf("removed %d stale locks: %v", n, err)
+	}
+	n, err = r.RemoveLocks(ctx, true)
+	if err != nil || n != 1 {
+		t.Fatalf("remove all: %d %v", n, err)
+	}
+}
+
+func TestInvalidLockFile(t *testing.T) {
+	ctx := context.Background()
+	r, be := initMem(t, 2, Options{})
+	name := "0000000000000000000000000000000000000000000000000000000000000001"
+	if err := be.Save(ctx, backend.Handle{Type: backend.LockFile, Name: name}, backend.NewByteReader([]byte("garbage, not sealed"), false)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := r.Lock(ctx, false, fastLock)
+	if err == nil {
+		t.Fatal("unreadable lock file ignored")
+	}
+}
+
+func TestLockRefresh(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initMem(t, 2, Options{})
+	opts := fastLock
+	opts.RefreshInterval = 20 * time.Millisecond
+	lctx, h, err := r.Lock(ctx, true, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.Lock()
+	time.Sleep(150 * time.Millisecond)
+	now := h.Lock()
+	if !now.Time.After(first.Time) || now.ID() == first.ID() {
+		t.Fatal("lock was not refreshed")
+	}
+	locks, _ := r.Locks(ctx, nil)
+	if len(locks) != 1 {
+		t.Fatalf("%d lock files after refresh", len(locks))
+	}
+	if lctx.Err() != nil {
+		t.Fatal("lock context cancelled while held")
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if locks, _ := r.Locks(ctx, nil); len(locks) != 0 {
+		t.Fatal("lock left after Unlock")
+	}
+}
