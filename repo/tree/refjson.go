@@ -113,6 +113,14 @@ func (r *refNode) toNode(n *Node) error {
 // follows the closing brace, it reports both as errors: a tree blob has passed
 // its hash check, so either means the writer produced something broken.
 func decodeReference(buf []byte) (*Tree, error) {
+	t, err := decodeReferenceTree(buf)
+	if err != nil {
+		return nil, fmt.Errorf("decode tree: %w", err)
+	}
+	return t, nil
+}
+
+func decodeReferenceTree(buf []byte) (*Tree, error) {
 	dec := json.NewDecoder(bytes.NewReader(buf))
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, err
@@ -124,14 +132,14 @@ func decodeReference(buf []byte) (*Tree, error) {
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return nil, fmt.Errorf("decode tree: want an object key, got %v", tok)
+			return nil, fmt.Errorf("want an object key, got %v", tok)
 		}
 		if key == "nodes" {
 			break
 		}
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
-			return nil, fmt.Errorf("decode tree: key %q: %w", key, tokenErr(err))
+			return nil, fmt.Errorf("key %q: %w", key, tokenErr(err))
 		}
 	}
 	if err := expectDelim(dec, '['); err != nil {
@@ -141,11 +149,11 @@ func decodeReference(buf []byte) (*Tree, error) {
 	for dec.More() {
 		var r refNode
 		if err := dec.Decode(&r); err != nil {
-			return nil, fmt.Errorf("decode tree: node %d: %w", len(nodes), tokenErr(err))
+			return nil, fmt.Errorf("node %d: %w", len(nodes), tokenErr(err))
 		}
 		n := new(Node)
 		if err := r.toNode(n); err != nil {
-			return nil, fmt.Errorf("decode tree: node %d: %w", len(nodes), err)
+			return nil, fmt.Errorf("node %d: %w", len(nodes), err)
 		}
 		nodes = append(nodes, n)
 	}
@@ -162,11 +170,11 @@ func decodeReference(buf []byte) (*Tree, error) {
 		}
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
-			return nil, fmt.Errorf("decode tree: key %v: %w", tok, tokenErr(err))
+			return nil, fmt.Errorf("key %v: %w", tok, tokenErr(err))
 		}
 	}
 	if rest := buf[dec.InputOffset():]; len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
-		return nil, fmt.Errorf("decode tree: %d unexpected bytes after the closing brace", len(rest))
+		return nil, fmt.Errorf("%d unexpected bytes after the closing brace", len(rest))
 	}
 	return newTree(nodes), nil
 }
@@ -177,7 +185,7 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 		return tokenErr(err)
 	}
 	if tok != want {
-		return fmt.Errorf("decode tree: want %v, got %v", want, tok)
+		return fmt.Errorf("want %v, got %v", want, tok)
 	}
 	return nil
 }
@@ -186,7 +194,7 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 // early into a clear error; restic would end the tree there without a word.
 func tokenErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errors.New("decode tree: unexpected end of input")
+		return errors.New("unexpected end of input")
 	}
-	return fmt.Errorf("decode tree: %w", err)
+	return err
 }
