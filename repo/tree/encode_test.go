@@ -69,7 +69,7 @@ func TestEncodeFields(t *testing.T) {
 				UID: 1000, GID: 4294967295, User: "u", Group: "g", Inode: 1<<64 - 1, DeviceID: 2, Size: 3, Links: 4,
 				LinkTarget: "t", ExtendedAttributes: []ExtendedAttribute{{"user.b", []byte("x")}, {"user.a", nil}},
 				GenericAttributes: map[string]json.RawMessage{"z": json.RawMessage(`1`), "a": json.RawMessage(`{"b": "<"}`)},
-				Device: 5, Content: []blob.ID{id1, id2}, Subtree: idPtr(id1), Error: "e"}
+				Device:            5, Content: []blob.ID{id1, id2}, Subtree: idPtr(id1), Error: "e"}
 		}, `"uid":1000,"gid":4294967295,"user":"u","group":"g","inode":18446744073709551615,"device_id":2,"size":3,"links":4,"linktarget":"t","extended_attributes":[{"name":"user.b","value":"eA=="},{"name":"user.a","value":null}],"generic_attributes":{"a":{"b":"\u003c"},"z":1},"device":5,"content":["` + id1.String() + `","` + id2.String() + `"],"subtree":"` + id1.String() + `","error":"e"}`, ""},
 		{"dir mode", func() *Node {
 			return &Node{Name: "d", Type: TypeDir, Mode: fs.ModeDir | 0o755, Subtree: idPtr(id1)}
@@ -131,7 +131,11 @@ func TestEncodeFields(t *testing.T) {
 		{"local monotonic", func() *Node { n := fileNode("t"); n.ModTime = time.Now(); n.AccessTime = n.ModTime.Round(0); return n }, `"mtime":"`, ""},
 		{"year before 0", func() *Node { n := fileNode("t"); n.ModTime = time.Date(-5, 3, 4, 5, 6, 7, 8, time.UTC); return n },
 			`"mtime":"0000-03-04T05:06:07.000000008Z",`, ""},
-		{"year after 9999", func() *Node { n := fileNode("t"); n.ChangeTime = time.Date(12345, 2, 29, 0, 0, 0, 0, time.UTC); return n },
+		{"year after 9999", func() *Node {
+			n := fileNode("t")
+			n.ChangeTime = time.Date(12345, 2, 29, 0, 0, 0, 0, time.UTC)
+			return n
+		},
 			`"ctime":"9999-03-01T00:00:00Z",`, ""},
 		{"year clamp in zone", func() *Node { n := fileNode("t"); n.AccessTime = time.Date(10000, 6, 1, 0, 0, 0, 0, nyc); return n },
 			`"atime":"9999-06-01T00:00:00-04:00",`, ""},
