@@ -40,8 +40,10 @@ func (r shortReader) Length() int64 { return r.ByteReader.Length() + 42 }
 func (r shortReader) Hash() []byte  { return nil }
 
 // hookReader calls hook once, as soon as at least at bytes have been read.
+// It wraps the ByteReader instead of embedding it, so that a backend cannot
+// bypass Read through a promoted WriteTo, ReadAt or Seek.
 type hookReader struct {
-	*backend.ByteReader
+	br    *backend.ByteReader
 	at    int64
 	read  int64
 	hook  func()
@@ -49,7 +51,7 @@ type hookReader struct {
 }
 
 func (r *hookReader) Read(p []byte) (int, error) {
-	n, err := r.ByteReader.Read(p)
+	n, err := r.br.Read(p)
 	r.read += int64(n)
 	if !r.fired && r.read >= r.at {
 		r.fired = true
@@ -58,7 +60,9 @@ func (r *hookReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *hookReader) Rewind() error { r.read = 0; return r.ByteReader.Rewind() }
+func (r *hookReader) Rewind() error { r.read = 0; return r.br.Rewind() }
+func (r *hookReader) Length() int64 { return r.br.Length() }
+func (r *hookReader) Hash() []byte  { return r.br.Hash() }
 
 var errReader = errors.New("reader failed on purpose")
 
@@ -125,7 +129,7 @@ func testSaveCancelledDuring(t *testing.T, be backend.Backend) {
 		data := Random(605, 4<<20)
 		h := HandleFor(ft, data)
 		ctx, cancel := context.WithCancel(t.Context())
-		rd := &hookReader{ByteReader: backend.NewByteReader(data, true), at: int64(len(data) / 2), hook: cancel}
+		rd := &hookReader{br: backend.NewByteReader(data, true), at: int64(len(data) / 2), hook: cancel}
 		err := be.Save(ctx, h, rd)
 		cancel()
 		if err != nil {
