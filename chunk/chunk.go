@@ -63,10 +63,11 @@ func FormatPol(p Pol) string { return strconv.FormatUint(uint64(p), 16) }
 // Chunker cuts a stream into chunks. A Chunker is reused across files with
 // Reset to keep its 512 KiB read buffer; it is not safe for concurrent use.
 type Chunker struct {
-	pol   Pol
-	c     *chunker.Chunker
-	small []byte // a whole small input, when Reset found one
-	done  bool
+	pol       Pol
+	c         *chunker.Chunker
+	smallMode bool   // Reset read the whole input
+	small     []byte // that input, until Next returns it
+	done      bool
 }
 
 // New returns a Chunker for polynomial pol.
@@ -79,7 +80,7 @@ func New(pol Pol) *Chunker {
 // without running the rolling hash: no cut can fall before MinSize bytes, so
 // the result is the same. Pass size -1 when the size is unknown.
 func (c *Chunker) Reset(rd io.Reader, size int64, buf []byte) error {
-	c.small, c.done = nil, false
+	c.small, c.done, c.smallMode = nil, false, false
 	if size >= 0 && size < MinSize {
 		// Read one byte more than MinSize to notice a file that grew; a file
 		// that grew past MinSize goes through the chunker after all.
@@ -93,6 +94,7 @@ func (c *Chunker) Reset(rd io.Reader, size int64, buf []byte) error {
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			c.small = buf[:n]
 			c.done = n == 0
+			c.smallMode = true
 			return nil
 		default:
 			return err
@@ -106,6 +108,10 @@ func (c *Chunker) Reset(rd io.Reader, size int64, buf []byte) error {
 	return nil
 }
 
+// Small reports whether Reset read the whole input as one chunk (into the
+// buffer given to Reset); Next then ignores its buffer argument.
+func (c *Chunker) Small() bool { return c.smallMode }
+
 // Next returns the next chunk, stored in buf when it is large enough (pass the
 // previous chunk's slice back to reuse it), or io.EOF after the last chunk.
 // Empty input yields no chunk.
@@ -118,7 +124,7 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 		c.small, c.done = nil, true
 		return data, nil
 	}
-	if c.c == nil {
+	if c.c == nil || c.smallMode {
 		return nil, io.EOF
 	}
 	ch, err := c.c.Next(buf)

@@ -51,7 +51,24 @@ func (r *Repository) LoadIndex(ctx context.Context, progress IndexProgress) erro
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	r.indexMu.Lock()
+	r.indexLoaded = true
+	r.indexMu.Unlock()
+	return nil
+}
+
+// EnsureIndex loads the index unless it was loaded already.
+func (r *Repository) EnsureIndex(ctx context.Context, progress IndexProgress) error {
+	r.indexMu.Lock()
+	loaded := r.indexLoaded
+	r.indexMu.Unlock()
+	if loaded {
+		return nil
+	}
+	return r.LoadIndex(ctx, progress)
 }
 
 // LoadIndexFile loads and decodes one index file. It accepts the legacy

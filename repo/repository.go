@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/chunk"
@@ -52,6 +53,9 @@ type Repository struct {
 	cfg   Config
 	opts  Options
 	idx   *index.Index
+
+	indexMu     sync.Mutex
+	indexLoaded bool
 }
 
 // InitOptions describe a new repository.
@@ -118,7 +122,7 @@ func Init(ctx context.Context, be backend.Backend, password string, iopts InitOp
 	if err := be.Save(ctx, backend.Handle{Type: backend.ConfigFile}, backend.NewByteReader(sealed, false)); err != nil {
 		return nil, fmt.Errorf("init %s: save config: %w", be.Location(), err)
 	}
-	return &Repository{be: be, key: master, keyID: keyID, cfg: cfg, opts: opts, idx: index.New()}, nil
+	return &Repository{be: be, key: master, keyID: keyID, cfg: cfg, opts: opts, idx: index.New(), indexLoaded: true}, nil
 }
 
 var errStop = errors.New("stop listing")
