@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/cache"
 	"github.com/cairn-backup/cairn/repo/index"
 )
 
@@ -33,6 +34,9 @@ type Options struct {
 	KeyHint string
 	// TempDir holds packs while they are assembled (default os.TempDir()).
 	TempDir string
+	// CacheDir is the base directory of the local cache (see
+	// cache.DefaultDir); empty means no cache.
+	CacheDir string
 }
 
 func (o Options) packSize() (uint, error) {
@@ -156,6 +160,13 @@ func Open(ctx context.Context, be backend.Backend, password string, opts Options
 	cfg, err := parseConfig(plain)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+	}
+	if opts.CacheDir != "" {
+		// The cache is named after the config id; a repository whose id is
+		// not a valid name simply runs without one.
+		if cbe, err := cache.Wrap(be, opts.CacheDir, cfg.ID); err == nil {
+			be = cbe
+		}
 	}
 	return &Repository{be: be, key: key, keyID: keyID, cfg: cfg, opts: opts, idx: index.New()}, nil
 }
