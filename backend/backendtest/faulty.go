@@ -151,6 +151,13 @@ func (f *Faulty) Inject(fault Fault) {
 	f.faults = append(f.faults, &faultState{Fault: fault})
 }
 
+// FailNth makes the nth call of op on files of type t (counted from 1, from
+// now on) fail with err, or ErrInjected when err is nil, without reaching the
+// wrapped backend. backend.InvalidFile counts calls of every type.
+func (f *Faulty) FailNth(op Op, t backend.FileType, n int, err error) {
+	f.Inject(Fault{Op: op, Type: t, Skip: max(n-1, 0), Times: 1, Err: err})
+}
+
 // Corrupt makes every later Load of h return the byte at offset (counted
 // from the start of the file) with all its bits flipped, when the loaded
 // range covers it. Stat and List are unaffected, as with real bit rot.

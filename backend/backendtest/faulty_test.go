@@ -45,7 +45,7 @@ func loadRange(t *testing.T, be backend.Backend, h backend.Handle, length int, o
 func TestFaultyFailNthSave(t *testing.T) {
 	inner := mem.New()
 	f := backendtest.NewFaulty(inner)
-	f.Inject(backendtest.Fault{Op: backendtest.OpSave, Type: backend.PackFile, Skip: 2, Times: 1})
+	f.FailNth(backendtest.OpSave, backend.PackFile, 3, nil)
 	for i := range 5 {
 		data := backendtest.Random(uint64(i), 100)
 		h := backendtest.HandleFor(backend.PackFile, data)

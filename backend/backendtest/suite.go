@@ -32,7 +32,9 @@ var listTypes = []backend.FileType{
 // Run runs the conformance suite against the backends newBackend makes.
 // newBackend must return a fresh, empty backend that is already created
 // (directories or bucket exist) and register its Close with t.Cleanup; it is
-// called once per subtest with that subtest's t.
+// called once per subtest with that subtest's t. Subtests are named after the
+// behaviour they check, so one can be rerun alone with
+// -run 'TestConformance/RangedLoad'.
 func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 	t.Helper()
 	tests := []struct {

@@ -43,8 +43,9 @@ func (b *Backend) save(ctx context.Context, final string, rd backend.RewindReade
 		return err
 	}
 	tmp := f.Name()
+	renamed := false
 	defer func() {
-		if err != nil {
+		if err != nil && !renamed {
 			// Close may run twice; the second returns an error we ignore.
 			_ = f.Close()
 			_ = os.Remove(tmp)
@@ -89,6 +90,9 @@ func (b *Backend) save(ctx context.Context, final string, rd backend.RewindReade
 	if err := os.Rename(tmp, final); err != nil {
 		return err
 	}
+	// From here on tmp is gone; removing it on error could only hit a
+	// temporary file of another writer that happened to get the same name.
+	renamed = true
 	// A filesystem that cannot sync files cannot sync directories either.
 	if syncUnsupported {
 		return nil

@@ -18,6 +18,11 @@ import (
 // sized by it should see the same bound in unit tests as with local storage.
 const connections = 2
 
+// maxPrealloc bounds the buffer Save allocates up front from the reader's
+// Length, so a wrong Length cannot make it allocate absurdly; longer files
+// grow the buffer as they are read.
+const maxPrealloc = 1 << 30
+
 // key identifies a stored file. It drops Handle.IsMetadata (a placement hint,
 // not part of the name) and the config's name, so that every handle naming
 // the same file finds it.
@@ -112,7 +117,9 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 	// Read one byte more than announced so that an overlong reader is caught
 	// without buffering an unbounded stream.
 	var buf bytes.Buffer
-	buf.Grow(int(want) + 1)
+	if want < maxPrealloc {
+		buf.Grow(int(want) + 1)
+	}
 	n, err := buf.ReadFrom(io.LimitReader(rd, want+1))
 	if err != nil {
 		return fmt.Errorf("mem: save %v: read data: %w", h, err)
