@@ -24,6 +24,7 @@ const (
 	OpList
 )
 
+// String returns the lowercase method name ("save", "load", …).
 func (o Op) String() string {
 	switch o {
 	case OpSave:
