@@ -291,7 +291,9 @@ func TestMisbehavingServer(t *testing.T) {
 			op: func(be *Backend) error {
 				return be.Load(t.Context(), h, 10, 10, func(rd io.Reader) error { _, err := io.ReadAll(rd); return err })
 			},
-			check: func(err error) bool { return err != nil && strings.Contains(err.Error(), "starting at byte 0, want 10") },
+			check: func(err error) bool {
+				return err != nil && strings.Contains(err.Error(), "starting at byte 0, want 10")
+			},
 		},
 		{
 			name: "rclone 404 on list",
@@ -299,7 +301,9 @@ func TestMisbehavingServer(t *testing.T) {
 				w.Header().Set("Server", "rclone/v1.66")
 				http.NotFound(w, r)
 			},
-			op:    func(be *Backend) error { return be.List(t.Context(), backend.PackFile, func(backend.FileInfo) error { return nil }) },
+			op: func(be *Backend) error {
+				return be.List(t.Context(), backend.PackFile, func(backend.FileInfo) error { return nil })
+			},
 			check: func(err error) bool { return errors.Is(err, fs.ErrNotExist) },
 		},
 		{
@@ -308,7 +312,9 @@ func TestMisbehavingServer(t *testing.T) {
 				w.Header().Set("Content-Type", ContentTypeV2)
 				_, _ = w.Write([]byte("<html>"))
 			},
-			op:    func(be *Backend) error { return be.List(t.Context(), backend.PackFile, func(backend.FileInfo) error { return nil }) },
+			op: func(be *Backend) error {
+				return be.List(t.Context(), backend.PackFile, func(backend.FileInfo) error { return nil })
+			},
 			check: func(err error) bool { return err != nil && strings.Contains(err.Error(), "JSON") },
 		},
 		{

@@ -109,7 +109,6 @@ func S3Server(t testing.TB, kind S3Kind, opts S3Options) *S3 {
 	t.Cleanup(client.CloseIdleConnections)
 
 	var mk func(port int) ([]string, []string)
-	probePath := "/"
 	switch kind {
 	case Versitygw:
 		mk = func(port int) ([]string, []string) {
@@ -121,7 +120,6 @@ func S3Server(t testing.TB, kind S3Kind, opts S3Options) *S3 {
 			return args, []string{"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey}
 		}
 	case MinIO:
-		probePath = "/minio/health/ready"
 		certsDir := filepath.Join(t.TempDir(), "certs")
 		if err := os.MkdirAll(certsDir, 0o700); err != nil {
 			t.Fatalf("testserver: %v", err)
@@ -152,11 +150,10 @@ func S3Server(t testing.TB, kind S3Kind, opts S3Options) *S3 {
 		scheme = "https"
 	}
 	port := launch(t, string(kind), bin, mk, func(ctx context.Context, port int) error {
-		url := fmt.Sprintf("%s://%s%s", scheme, hostPort(port), probePath)
-		if kind == MinIO {
-			return probeStatus(ctx, client, url, http.StatusOK)
-		}
-		return probeHTTP(ctx, client, url)
+		// An anonymous ListBuckets is refused with 403 once the server
+		// checks credentials; MinIO answers 503 until its IAM is up, even
+		// after its health endpoint already says "ready".
+		return probeStatus(ctx, client, fmt.Sprintf("%s://%s/", scheme, hostPort(port)), http.StatusForbidden)
 	})
 	s.Endpoint = hostPort(port)
 	return s
