@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // FileType is the kind of a repository file. It selects the directory the file
@@ -87,6 +88,9 @@ func (h Handle) Valid() error {
 	if h.Name == "" {
 		return fmt.Errorf("%s file with empty name", h.Type)
 	}
+	if h.Name == "." || h.Name == ".." || strings.ContainsAny(h.Name, "/\\\x00") {
+		return fmt.Errorf("%s file with invalid name %q", h.Type, h.Name)
+	}
 	return nil
 }
 
@@ -145,7 +149,9 @@ type Backend interface {
 	// rest of the file when length is 0. fn may be called more than once when
 	// the backend retries, so it must be idempotent. When the file is shorter
 	// than offset+length, Load returns an error wrapping ErrShortRead (and
-	// fs.ErrNotExist is reserved for a missing file).
+	// fs.ErrNotExist is reserved for a missing file). Reading with offset
+	// equal to the size and length 0 may yield nothing or ErrShortRead (an
+	// HTTP range starting at the end cannot be satisfied).
 	Load(ctx context.Context, h Handle, length int, offset int64, fn func(rd io.Reader) error) error
 
 	// Stat returns the size of the file h.

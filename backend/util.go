@@ -123,3 +123,21 @@ func LoadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// CheckRange validates a ranged read of a file of the given size and returns
+// how many bytes it covers; a range past the end wraps ErrShortRead.
+func CheckRange(size int64, length int, offset int64) (int64, error) {
+	if offset < 0 || length < 0 {
+		return 0, fmt.Errorf("invalid range offset %d length %d", offset, length)
+	}
+	if offset > size {
+		return 0, fmt.Errorf("offset %d past the end of %d bytes: %w", offset, size, ErrShortRead)
+	}
+	if length == 0 {
+		return size - offset, nil
+	}
+	if offset+int64(length) > size {
+		return 0, fmt.Errorf("range %d+%d past the end of %d bytes: %w", offset, length, size, ErrShortRead)
+	}
+	return int64(length), nil
+}
