@@ -1,0 +1,229 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cairn-backup/cairn/internal/sshx"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// errClosed is returned by operations on a closed backend.
+var errClosed = errors.New("backend is closed")
+
+// conn is one SSH connection with its SFTP session.
+type conn struct {
+	ssh  *ssh.Client
+	sftp *sftp.Client
+
+	deadOnce sync.Once
+	dead     chan struct{} // closed once the connection is unusable
+}
+
+// kill closes the connection; every request in flight on it fails.
+func (c *conn) kill() {
+	c.deadOnce.Do(func() { close(c.dead) })
+	_ = c.sftp.Close()
+	_ = c.ssh.Close()
+}
+
+func (c *conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// broken reports whether err means the connection is gone, so that the
+// operation may be retried on a new one. Status errors from the server
+// (no such file, permission denied, failure, and io.EOF, which pkg/sftp
+// makes of the end-of-file status) leave the connection intact.
+func (c *conn) broken(err error) bool {
+	if c.isDead() {
+		return true
+	}
+	var se *sftp.StatusError
+	if errors.As(err, &se) {
+		return false
+	}
+	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, sftp.ErrSSHFxNoConnection) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.ErrClosedPipe) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// slot holds at most one connection. Operations pick the least loaded
+// slot; a slot dials when it is first used or its connection died.
+type slot struct {
+	lock chan struct{} // a mutex that waiters can abandon on ctx.Done
+	conn *conn         // guarded by lock
+	load atomic.Int32  // operations using or waiting for this slot
+}
+
+// pool spreads operations over up to len(slots) connections.
+type pool struct {
+	dialer *sshx.Dialer
+	opts   []sftp.ClientOption
+	slots  []*slot
+	closed atomic.Bool
+}
+
+func newPool(d *sshx.Dialer, n uint, opts []sftp.ClientOption) *pool {
+	p := &pool{dialer: d, opts: opts}
+	for range n {
+		p.slots = append(p.slots, &slot{lock: make(chan struct{}, 1)})
+	}
+	return p
+}
+
+// acquire returns a live connection from the least loaded slot (or from
+// want, if not nil), dialing one if needed. release must be called with
+// the slot afterwards.
+func (p *pool) acquire(ctx context.Context, want *slot) (*slot, *conn, error) {
+	if p.closed.Load() {
+		return nil, nil, errClosed
+	}
+	best := want
+	if best == nil {
+		// Least loaded wins; among equals the lowest index, so a
+		// sequential user keeps reusing one connection and more are
+		// dialled only when operations overlap.
+		best = p.slots[0]
+		for _, s := range p.slots[1:] {
+			if s.load.Load() < best.load.Load() {
+				best = s
+			}
+		}
+	}
+	best.load.Add(1)
+	c, err := p.connect(ctx, best)
+	if err != nil {
+		best.load.Add(-1)
+		return nil, nil, err
+	}
+	return best, c, nil
+}
+
+func (p *pool) release(s *slot) { s.load.Add(-1) }
+
+// connect returns s's connection, replacing a dead one.
+func (p *pool) connect(ctx context.Context, s *slot) (*conn, error) {
+	select {
+	case s.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.lock }()
+	if s.conn != nil && !s.conn.isDead() {
+		return s.conn, nil
+	}
+	if p.closed.Load() {
+		return nil, errClosed
+	}
+	c, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.conn = c
+	if p.closed.Load() { // Close ran while we dialled
+		c.kill()
+		return nil, errClosed
+	}
+	return c, nil
+}
+
+// dial opens an SSH connection and starts the SFTP subsystem on it.
+func (p *pool) dial(ctx context.Context) (*conn, error) {
+	client, err := p.dialer.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Starting the subsystem has no context support either: closing the
+	// SSH connection aborts it.
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	sc, err := sftp.NewClient(client, p.opts...)
+	if !stop() {
+		if sc != nil {
+			sc.Close()
+		}
+		client.Close()
+		return nil, fmt.Errorf("start SFTP on %s: %w", p.dialer, ctx.Err())
+	}
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("start SFTP on %s (is the sftp subsystem enabled in sshd_config?): %w", p.dialer, err)
+	}
+	c := &conn{ssh: client, sftp: sc, dead: make(chan struct{})}
+	// Either layer failing makes the connection useless: watch both.
+	go func() {
+		_ = client.Wait()
+		c.kill()
+	}()
+	go func() {
+		_ = sc.Wait()
+		c.kill()
+	}()
+	return c, nil
+}
+
+// close kills every connection; later operations fail with errClosed.
+func (p *pool) close() {
+	p.closed.Store(true)
+	for _, s := range p.slots {
+		s.lock <- struct{}{}
+		if s.conn != nil {
+			s.conn.kill()
+		}
+		<-s.lock
+	}
+}
+
+// do runs op on a pooled connection. If the connection breaks, op runs
+// once more on a freshly dialled one (the retry after a dropped
+// connection); errors from the server itself are returned at once. When
+// ctx is done while op runs, the connection is closed, since an SFTP
+// request cannot be abandoned any other way; other operations on it then
+// retry on a new connection.
+func (p *pool) do(ctx context.Context, op func(c *conn, retry bool) error) error {
+	var retrySlot *slot
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s, c, err := p.acquire(ctx, retrySlot)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		stop := context.AfterFunc(ctx, c.kill)
+		err = op(c, attempt > 0)
+		stop()
+		p.release(s)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		case p.closed.Load():
+			return fmt.Errorf("%w (%v)", errClosed, err)
+		case !c.broken(err):
+			return err
+		case attempt >= 1:
+			return fmt.Errorf("connection to %s lost again after reconnecting: %w", p.dialer, err)
+		}
+		// The connection is gone: make sure it is marked dead, so the
+		// same slot dials a new one for the retry.
+		c.kill()
+		retrySlot = s
+	}
+}
