@@ -306,7 +306,7 @@ func (d *decoder) name(dst *string) bool {
 	if !ok {
 		return false
 	}
-	if bytes.IndexAny(b, "\\\"\n") < 0 {
+	if !needsUnquote(b) {
 		*dst = string(b)
 		return true
 	}
@@ -316,6 +316,15 @@ func (d *decoder) name(dst *string) bool {
 	}
 	*dst = s
 	return true
+}
+
+func needsUnquote(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c == '"' || c == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *decoder) internStr(dst, last *string) bool {
@@ -574,17 +583,25 @@ func (d *decoder) skipPlainStr() bool {
 	if len(b) == 0 || b[0] != '"' {
 		return false
 	}
-	for i := 1; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			d.pos += i + 1
-			return true
-		case c < 0x20 || c == '\\' || c >= utf8.RuneSelf:
-			return false
-		}
+	i := 1
+	for i < len(b) && plainStr[b[i]] {
+		i++
 	}
-	return false
+	if i == len(b) || b[i] != '"' {
+		return false
+	}
+	d.pos += i + 1
+	return true
 }
+
+// plainStr marks the bytes skipPlainStr passes over: printable ASCII except
+// the quote and the backslash.
+var plainStr = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // str decodes a JSON string value. The result aliases buf or d.scratch and is
 // valid until the next call.
@@ -712,7 +729,7 @@ func (d *decoder) lit(s string) bool {
 
 // null consumes a null literal if one is next.
 func (d *decoder) null() bool {
-	if bytes.HasPrefix(d.buf[d.pos:], []byte("null")) {
+	if d.peek() == 'n' && bytes.HasPrefix(d.buf[d.pos:], []byte("null")) {
 		d.pos += 4
 		return true
 	}
@@ -727,6 +744,13 @@ func (d *decoder) peek() byte {
 }
 
 func (d *decoder) ws() {
+	if d.pos < len(d.buf) && d.buf[d.pos] > ' ' {
+		return // the usual case: restic writes no white space
+	}
+	d.wsSlow()
+}
+
+func (d *decoder) wsSlow() {
 	for d.pos < len(d.buf) {
 		switch d.buf[d.pos] {
 		case ' ', '\t', '\n', '\r':

@@ -166,6 +166,12 @@ func (n *Node) Equal(o *Node) bool {
 // Location, which may behave differently for two Locations with the same
 // offset, so those compare by their encoding.
 func sameTime(a, b time.Time) bool {
+	if a == b {
+		// The same representation (instant, Location, no differing
+		// monotonic reading) always encodes the same. Decoded times and
+		// times built with time.Unix(...).In(loc) usually get here.
+		return true
+	}
 	if !a.Equal(b) {
 		return false
 	}
@@ -174,8 +180,8 @@ func sameTime(a, b time.Time) bool {
 	if oa != ob {
 		return false
 	}
-	if y := a.Year(); y >= 0 && y <= 9999 {
-		return true
+	if sec := a.Unix(); sec > unixYear0+2*86400 && sec < unixYear10000-2*86400 {
+		return true // the year is in 0..9999 in every zone
 	}
 	ea, erra := appendTime(nil, a)
 	eb, errb := appendTime(nil, b)
