@@ -12,7 +12,7 @@ import (
 // Encode a directory listing the way restic does, then read it back.
 func Example() {
 	mtime := time.Date(2024, 1, 2, 3, 4, 5, 500000000, time.UTC)
-	sub := tree.EmptyID() // an empty subdirectory needs no encoding
+	sub := tree.EmptyID()  // an empty subdirectory needs no encoding
 	nodes := []*tree.Node{ // sorted by raw name bytes
 		{Name: "hello.txt", Type: tree.TypeFile, Mode: 0o644, ModTime: mtime, AccessTime: mtime, ChangeTime: mtime,
 			Size: 12, Links: 1, Content: []blob.ID{blob.Hash([]byte("hello world\n"))}},
