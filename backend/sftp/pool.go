@@ -27,11 +27,13 @@ type conn struct {
 	dead     chan struct{} // closed once the connection is unusable
 }
 
-// kill closes the connection; every request in flight on it fails.
+// kill closes the connection; every request in flight on it fails. The
+// SSH connection goes first: closing the SFTP session alone waits for the
+// server to confirm, which a hung server never does.
 func (c *conn) kill() {
 	c.deadOnce.Do(func() { close(c.dead) })
-	_ = c.sftp.Close()
 	_ = c.ssh.Close()
+	_ = c.sftp.Close()
 }
 
 func (c *conn) isDead() bool {
@@ -63,9 +65,9 @@ func (c *conn) broken(err error) bool {
 // slot holds at most one connection. Operations pick the least loaded
 // slot; a slot dials when it is first used or its connection died.
 type slot struct {
-	lock chan struct{} // a mutex that waiters can abandon on ctx.Done
-	conn *conn         // guarded by lock
-	load atomic.Int32  // operations using or waiting for this slot
+	lock chan struct{}        // serialises dialing; waiters can abandon it on ctx.Done
+	conn atomic.Pointer[conn] // replaced under lock, read by close without it
+	load atomic.Int32         // operations using or waiting for this slot
 }
 
 // pool spreads operations over up to len(slots) connections.
@@ -122,8 +124,8 @@ func (p *pool) connect(ctx context.Context, s *slot) (*conn, error) {
 		return nil, ctx.Err()
 	}
 	defer func() { <-s.lock }()
-	if s.conn != nil && !s.conn.isDead() {
-		return s.conn, nil
+	if c := s.conn.Load(); c != nil && !c.isDead() {
+		return c, nil
 	}
 	if p.closed.Load() {
 		return nil, errClosed
@@ -132,7 +134,7 @@ func (p *pool) connect(ctx context.Context, s *slot) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.conn = c
+	s.conn.Store(c)
 	if p.closed.Load() { // Close ran while we dialled
 		c.kill()
 		return nil, errClosed
@@ -174,15 +176,15 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
-// close kills every connection; later operations fail with errClosed.
+// close kills every connection; later operations fail with errClosed. It
+// does not wait for a dial in progress, which kills its connection itself
+// when it sees the pool closed.
 func (p *pool) close() {
 	p.closed.Store(true)
 	for _, s := range p.slots {
-		s.lock <- struct{}{}
-		if s.conn != nil {
-			s.conn.kill()
+		if c := s.conn.Load(); c != nil {
+			c.kill()
 		}
-		<-s.lock
 	}
 }
 
