@@ -41,7 +41,7 @@ type decoder struct {
 	pos int
 
 	// Nodes and IDs are carved out of shared chunks: a tree of 200k files
-	// then costs a few hundred allocations instead of 400k.
+	// then costs a hundred allocations instead of 400k.
 	nodes    []Node
 	ids      []blob.ID
 	chunkLen int
@@ -57,8 +57,6 @@ type decoder struct {
 
 func decodeFast(buf []byte) (*Tree, bool) {
 	d := decoder{buf: buf}
-	// A node restic writes takes 300 to 450 bytes.
-	d.chunkLen = min(max(len(buf)/300, 4), 1024)
 	if !d.lit(`{`) || !d.lit(`"nodes"`) || !d.lit(`:`) || !d.lit(`[`) {
 		return nil, false
 	}
@@ -67,7 +65,14 @@ func decodeFast(buf []byte) (*Tree, bool) {
 	if d.peek() == ']' {
 		d.pos++
 	} else {
-		nodes = make([]*Node, 0, max(len(buf)/300, 1))
+		// Every node restic writes starts with {"name": (extended
+		// attributes do too, so this may count a few too many), which
+		// sizes the node chunk in one go. Content IDs come in chunks of
+		// about one per node, the usual number.
+		count := bytes.Count(buf[d.pos:], []byte(`{"name":`))
+		d.nodes = make([]Node, max(count, 1))
+		d.chunkLen = min(max(count, 4), 4096)
+		nodes = make([]*Node, 0, max(count, 1))
 		for {
 			n, ok := d.node()
 			if !ok {
@@ -124,6 +129,7 @@ const (
 
 func (d *decoder) node() (*Node, bool) {
 	if len(d.nodes) == 0 {
+		// More nodes than counted: only in input not written by restic.
 		d.nodes = make([]Node, d.chunkLen)
 	}
 	n := &d.nodes[0]
