@@ -187,8 +187,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 	// A zero ContentLength with a non-nil body would be sent chunked.
 	var body io.Reader = http.NoBody
 	if length > 0 {
-		// NopCloser keeps the client from closing the caller's reader.
-		body = io.NopCloser(rd)
+		body = &uploadBody{ctx: ctx, rd: rd}
 	}
 	req, err := b.newRequest(ctx, http.MethodPost, u, body)
 	if err != nil {
@@ -200,7 +199,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 			if err := rd.Rewind(); err != nil {
 				return nil, err
 			}
-			return io.NopCloser(rd), nil
+			return &uploadBody{ctx: ctx, rd: rd}, nil
 		}
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
@@ -282,6 +281,26 @@ func discard(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	_ = resp.Body.Close()
 }
+
+// uploadBody is the body of a POST. It stops yielding data once ctx is
+// cancelled, so that a cancelled upload cannot run to completion on the
+// wire after Save has returned: the transport may keep copying the body for
+// a moment after it noticed the cancellation, and the server would then
+// store a file whose Save reported failure. Close is a no-op because the
+// caller owns the reader.
+type uploadBody struct {
+	ctx context.Context
+	rd  io.Reader
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return b.rd.Read(p)
+}
+
+func (b *uploadBody) Close() error { return nil }
 
 // maxConfigSize bounds the config Save buffers; restic's is a few hundred
 // bytes.

@@ -38,6 +38,9 @@ var S3Kinds = []S3Kind{Versitygw, MinIO}
 type S3Options struct {
 	// TLS serves HTTPS with a certificate from a fresh CA (S3.CA).
 	TLS bool
+	// SecretKey is the root account's secret; empty means a random one.
+	// Tests that check secrets never leak put a marker in it.
+	SecretKey string
 }
 
 // S3 is a running S3 server with one root account.
@@ -95,9 +98,12 @@ func S3Server(t testing.TB, kind S3Kind, opts S3Options) *S3 {
 		Kind:      kind,
 		Secure:    opts.TLS,
 		AccessKey: "cairn" + randomHex(t, 6),
-		SecretKey: randomHex(t, 20),
+		SecretKey: opts.SecretKey,
 		Region:    "us-east-1",
 		DataDir:   dataDir(t, string(kind)),
+	}
+	if s.SecretKey == "" {
+		s.SecretKey = randomHex(t, 20)
 	}
 	client := &http.Client{Transport: &http.Transport{}}
 	var certFile, keyFile string
