@@ -53,6 +53,22 @@ func encodeOne(t *testing.T, n *Node) (string, error) {
 	return s[len(treeOpen) : len(s)-len(treeClose)], nil
 }
 
+func everyField() *Node {
+	return &Node{
+		Name: "all", Type: TypeSymlink, Mode: fs.ModeSymlink | 0o777,
+		ModTime: t0, AccessTime: t0, ChangeTime: t0,
+		UID: 1000, GID: 4294967295, User: "u", Group: "g",
+		Inode: 1<<64 - 1, DeviceID: 2, Size: 3, Links: 4,
+		LinkTarget:         "t",
+		ExtendedAttributes: []ExtendedAttribute{{"user.b", []byte("x")}, {"user.a", nil}},
+		GenericAttributes:  map[string]json.RawMessage{"z": json.RawMessage(`1`), "a": json.RawMessage(`{"b": "<"}`)},
+		Device:             5,
+		Content:            []blob.ID{id1, id2},
+		Subtree:            idPtr(id1),
+		Error:              "e",
+	}
+}
+
 func TestEncodeFields(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -64,13 +80,7 @@ func TestEncodeFields(t *testing.T) {
 			`{"name":"a","type":"file","mode":420,"mtime":"2024-01-02T03:04:05.123456789Z","atime":"2024-01-02T03:04:05.123456789Z","ctime":"2024-01-02T03:04:05.123456789Z","uid":0,"gid":0,"content":[]}`, ""},
 		{"zero node", func() *Node { return &Node{Name: "z"} },
 			`{"name":"z","type":"","mtime":"0001-01-01T00:00:00Z","atime":"0001-01-01T00:00:00Z","ctime":"0001-01-01T00:00:00Z","uid":0,"gid":0,"content":null}`, ""},
-		{"every field", func() *Node {
-			return &Node{Name: "all", Type: TypeSymlink, Mode: fs.ModeSymlink | 0o777, ModTime: t0, AccessTime: t0, ChangeTime: t0,
-				UID: 1000, GID: 4294967295, User: "u", Group: "g", Inode: 1<<64 - 1, DeviceID: 2, Size: 3, Links: 4,
-				LinkTarget: "t", ExtendedAttributes: []ExtendedAttribute{{"user.b", []byte("x")}, {"user.a", nil}},
-				GenericAttributes: map[string]json.RawMessage{"z": json.RawMessage(`1`), "a": json.RawMessage(`{"b": "<"}`)},
-				Device:            5, Content: []blob.ID{id1, id2}, Subtree: idPtr(id1), Error: "e"}
-		}, `"uid":1000,"gid":4294967295,"user":"u","group":"g","inode":18446744073709551615,"device_id":2,"size":3,"links":4,"linktarget":"t","extended_attributes":[{"name":"user.b","value":"eA=="},{"name":"user.a","value":null}],"generic_attributes":{"a":{"b":"\u003c"},"z":1},"device":5,"content":["` + id1.String() + `","` + id2.String() + `"],"subtree":"` + id1.String() + `","error":"e"}`, ""},
+		{"every field", everyField, `"uid":1000,"gid":4294967295,"user":"u","group":"g","inode":18446744073709551615,"device_id":2,"size":3,"links":4,"linktarget":"t","extended_attributes":[{"name":"user.b","value":"eA=="},{"name":"user.a","value":null}],"generic_attributes":{"a":{"b":"\u003c"},"z":1},"device":5,"content":["` + id1.String() + `","` + id2.String() + `"],"subtree":"` + id1.String() + `","error":"e"}`, ""},
 		{"dir mode", func() *Node {
 			return &Node{Name: "d", Type: TypeDir, Mode: fs.ModeDir | 0o755, Subtree: idPtr(id1)}
 		}, `"mode":2147484141,`, ""},
