@@ -61,6 +61,10 @@ var OddNames = []string{
 // populate makes the standard tree. The order of calls is the order in
 // which generated times are handed out, so keep it stable.
 func (b *builder) populate() {
+	if b.opts.UnreadableOnly {
+		b.populateUnreadable()
+		return
+	}
 	b.populateFiles()
 	b.populateDirs()
 	b.populateModes()

@@ -310,6 +310,16 @@ func TestUnreadable(t *testing.T) {
 	}
 	// The cleanup registered by Build must make t.TempDir removable; the
 	// test framework reports a failure otherwise.
+
+	only := Build(t, t.TempDir(), Options{UnreadableOnly: true})
+	for i := range only.Files {
+		if p := only.Files[i].Path; p != "" && p != "unreadable" && !strings.HasPrefix(p, "unreadable/") {
+			t.Errorf("UnreadableOnly fixture holds %q", p)
+		}
+	}
+	if len(only.Files) != 8 || !only.Features.Unreadable {
+		t.Errorf("UnreadableOnly: %d entries, features %+v", len(only.Files), only.Features)
+	}
 }
 
 func TestComparePaths(t *testing.T) {
