@@ -89,7 +89,7 @@ func (r *Restic) describeTree(repo, dir string, tree Tree, blobs map[string][]by
 	for _, n := range tree.Nodes {
 		node := fixtures.Node{
 			Path: path.Join(dir, n.Name), Type: n.Type, Mode: uint32(n.Mode), Size: n.Size, MTime: n.ModTime,
-			Content: n.Content, Subtree: n.Subtree, LinkTarget: n.LinkTarget,
+			Content: n.Content, Subtree: n.Subtree, LinkTarget: n.LinkTarget, LinkTargetRaw: n.LinkTargetRaw,
 		}
 		if n.Type == "file" {
 			h := sha256.New()

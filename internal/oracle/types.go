@@ -2,7 +2,9 @@ package oracle
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -174,7 +176,9 @@ type Tree struct {
 	Nodes []TreeNode `json:"nodes"`
 }
 
-// TreeNode is one node of a tree blob, as restic stores it.
+// TreeNode is one node of a tree blob, as restic stores it. Name is kept as
+// stored: restic escapes it like a Go string literal without the quotes (so
+// non-UTF-8 bytes survive JSON); Unquoted returns the real name.
 type TreeNode struct {
 	Name               string                     `json:"name"`
 	Type               string                     `json:"type"`
@@ -225,4 +229,13 @@ type IndexBlob struct {
 	Offset             uint   `json:"offset"`
 	Length             uint   `json:"length"`
 	UncompressedLength uint   `json:"uncompressed_length,omitempty"`
+}
+
+// Unquoted returns the node's real file name, undoing restic's escaping.
+func (n TreeNode) Unquoted() (string, error) {
+	name, err := strconv.Unquote(`"` + n.Name + `"`)
+	if err != nil {
+		return "", fmt.Errorf("tree node name %q: %w", n.Name, err)
+	}
+	return name, nil
 }
