@@ -157,3 +157,18 @@ func StripPassword(s string) string {
 	}
 	return "rest:" + scheme + "://" + authority
 }
+
+// SetOption applies one of restic's "-o rest.KEY=VALUE" options (key without
+// the "rest." prefix). The only one is "connections".
+func (c *Config) SetOption(key, value string) error {
+	switch key {
+	case "connections":
+		n, err := strconv.ParseUint(value, 10, 32)
+		if err != nil || n == 0 {
+			return fmt.Errorf("rest.connections: %q is not a positive number", value)
+		}
+		c.Connections = uint(n)
+		return nil
+	}
+	return fmt.Errorf("unknown option rest.%s (known: rest.connections)", key)
+}

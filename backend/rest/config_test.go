@@ -116,3 +116,15 @@ func TestApplyEnvironment(t *testing.T) {
 		t.Errorf("user info = %q, want the URL's", got)
 	}
 }
+
+func TestSetOption(t *testing.T) {
+	var cfg Config
+	if err := cfg.SetOption("connections", "9"); err != nil || cfg.Connections != 9 {
+		t.Fatalf("SetOption(connections=9) = %v, Connections %d", err, cfg.Connections)
+	}
+	for _, kv := range [][2]string{{"connections", "0"}, {"connections", "many"}, {"timeout", "1s"}} {
+		if err := cfg.SetOption(kv[0], kv[1]); err == nil {
+			t.Errorf("SetOption(%s=%s) succeeded, want an error", kv[0], kv[1])
+		}
+	}
+}

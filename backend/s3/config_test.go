@@ -116,3 +116,28 @@ func TestUseStorageClass(t *testing.T) {
 		}
 	}
 }
+
+func TestSetOption(t *testing.T) {
+	var cfg Config
+	for _, kv := range [][2]string{
+		{"connections", "8"}, {"retries", "3"}, {"region", "eu-west-1"}, {"bucket-lookup", "PATH"},
+		{"storage-class", "STANDARD_IA"}, {"list-objects-v1", "true"}, {"unsafe-anonymous-auth", "1"},
+	} {
+		if err := cfg.SetOption(kv[0], kv[1]); err != nil {
+			t.Fatalf("SetOption(%s=%s): %v", kv[0], kv[1], err)
+		}
+	}
+	want := Config{Connections: 8, MaxRetries: 3, Region: "eu-west-1", BucketLookup: "path",
+		StorageClass: "STANDARD_IA", ListObjectsV1: true, UnsafeAnonymousAuth: true}
+	if fmt.Sprintf("%#v", cfg) != fmt.Sprintf("%#v", want) {
+		t.Errorf("after SetOption:\n%#v\nwant\n%#v", cfg, want)
+	}
+	for _, kv := range [][2]string{
+		{"connections", "0"}, {"connections", "x"}, {"retries", "-1"}, {"bucket-lookup", "virtual"},
+		{"list-objects-v1", "maybe"}, {"enable-restore", "true"}, {"layout", "default"}, {"nosuch", "1"},
+	} {
+		if err := cfg.SetOption(kv[0], kv[1]); err == nil {
+			t.Errorf("SetOption(%s=%s) succeeded, want an error", kv[0], kv[1])
+		}
+	}
+}
