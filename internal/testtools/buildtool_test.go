@@ -37,7 +37,7 @@ require example.com/hello v1.2.3
 
 replace example.com/hello v1.2.3 => ../../hellosrc
 `,
-		"hellosrc/go.mod":           "module example.com/hello\n\ngo 1.26\n",
+		"hellosrc/go.mod":            "module example.com/hello\n\ngo 1.26\n",
 		"hellosrc/cmd/hello/main.go": "package main\n\nfunc main() { println(\"hello from the tool\") }\n",
 	}
 	for name, content := range files {
