@@ -1,13 +1,12 @@
 package rest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-
-	"context"
 
 	"github.com/cairn-backup/cairn/backend"
 )

@@ -308,3 +308,33 @@ func TestUnreachable(t *testing.T) {
 		}
 	})
 }
+
+func TestUnixSocket(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{UnixSocket: true})
+	be := openRest(t, srv, srv.Repo("", "", "unix"))
+	if err := be.Create(t.Context()); err != nil {
+		t.Fatalf("Create over a Unix socket: %v", err)
+	}
+	data := backendtest.Random(5, 70000)
+	h := backendtest.HandleFor(backend.SnapshotFile, data)
+	if err := be.Save(t.Context(), h, backend.NewByteReader(data, false)); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	got, err := backend.LoadAll(t.Context(), be, h)
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("Load: %v", err)
+	}
+	n := 0
+	if err := be.List(t.Context(), backend.SnapshotFile, func(fi backend.FileInfo) error {
+		n++
+		if fi.Name != h.Name || fi.Size != int64(len(data)) {
+			t.Errorf("List: %+v", fi)
+		}
+		return nil
+	}); err != nil || n != 1 {
+		t.Fatalf("List: %d files, %v", n, err)
+	}
+	if !strings.HasPrefix(be.Location(), "rest:http+unix:///") {
+		t.Errorf("Location() = %q, want the http+unix form", be.Location())
+	}
+}

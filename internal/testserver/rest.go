@@ -40,6 +40,10 @@ type RestOptions struct {
 	NoVerifyUpload bool
 	// TLS serves HTTPS with a certificate from a fresh CA (Rest.CA).
 	TLS bool
+	// UnixSocket listens on a Unix socket instead of TCP; Rest.URL is then
+	// "http+unix:///path/to.socket:/" as restic writes it. It cannot be
+	// combined with TLS or ClientCerts.
+	UnixSocket bool
 	// ClientCerts serves HTTPS that demands a client certificate issued by
 	// Rest.CA; it implies TLS. rest-server cannot check client certificates
 	// itself, so a TLS-terminating reverse proxy in the test process
@@ -69,9 +73,10 @@ func (r *Rest) Repo(user, password, repo string) string {
 	if user != "" {
 		u.User = url.UserPassword(user, password)
 	}
-	u.Path = "/"
+	base, _ := strings.CutSuffix(u.Path, "/")
+	u.Path = base + "/"
 	if repo = strings.Trim(repo, "/"); repo != "" {
-		u.Path = "/" + repo + "/"
+		u.Path = base + "/" + repo + "/"
 	}
 	return "rest:" + u.String()
 }
@@ -82,6 +87,9 @@ func RestServer(t testing.TB, opts RestOptions) *Rest {
 	t.Helper()
 	if opts.PrivateRepos && len(opts.Users) == 0 {
 		t.Fatalf("testserver: rest-server --private-repos needs users")
+	}
+	if opts.UnixSocket && (opts.TLS || opts.ClientCerts) {
+		t.Fatalf("testserver: rest-server on a Unix socket serves plain HTTP only")
 	}
 	bin := testtools.Binary(t, "rest-server")
 	srv := &Rest{DataDir: dataDir(t, "rest-server")}
@@ -119,6 +127,28 @@ func RestServer(t testing.TB, opts RestOptions) *Rest {
 		client = &http.Client{Transport: &http.Transport{}}
 	}
 	t.Cleanup(client.CloseIdleConnections)
+
+	if opts.UnixSocket {
+		// Socket paths are limited to about 100 bytes; t.TempDir can be
+		// longer, so the socket goes into a short directory of its own.
+		dir, err := os.MkdirTemp("", "cairn-rest")
+		if err != nil {
+			t.Fatalf("testserver: %v", err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+		socket := filepath.Join(dir, "rest.sock")
+		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}}
+		launch(t, "rest-server", bin,
+			func(int) ([]string, []string) {
+				_ = os.Remove(socket) // left by an attempt that died
+				return append(args, "--listen", "unix:"+socket), nil
+			},
+			func(ctx context.Context, _ int) error { return probeHTTP(ctx, client, "http://localhost/") })
+		srv.URL = &url.URL{Scheme: "http+unix", Path: socket + ":/"}
+		return srv
+	}
 
 	scheme := "http"
 	if tlsDirect {

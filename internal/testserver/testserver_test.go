@@ -114,3 +114,10 @@ func TestHtpasswd(t *testing.T) {
 		t.Errorf("htpasswd =\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestRestServerUnixSocket(t *testing.T) {
+	srv := RestServer(t, RestOptions{UnixSocket: true})
+	if !strings.HasPrefix(srv.Repo("", "", "r"), "rest:http+unix:///") || !strings.HasSuffix(srv.Repo("", "", "r"), ".sock:/r/") {
+		t.Errorf("Repo = %q, want rest:http+unix:///…sock:/r/", srv.Repo("", "", "r"))
+	}
+}
