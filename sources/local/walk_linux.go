@@ -1,0 +1,379 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-backup/cairn/sources"
+)
+
+// walker is the state of one Walk. Its methods run on the goroutine that
+// called Walk, which is also the only one calling the Visitor.
+type walker struct {
+	ctx     context.Context
+	src     *Source
+	v       sources.Visitor
+	onError func(string, error) error
+	ex      *excluder
+	oneFS   bool
+	devs    map[string]uint64 // OneFileSystem: st_dev of each absolute target
+	pool    *pool
+	topKey  uint32           // walk positions of the top-level directories
+	marked  map[string]*mark // marker results for parents of non-explicit leaves
+	sc      *scratch
+}
+
+// mark is the marker result for a directory holding top-level entries.
+type mark struct {
+	skipAll, marked bool
+	keep            []string
+}
+
+// Walk visits every entry below the targets; see sources.Source. Entries
+// are visited in restic's snapshot order: each directory before its
+// children, children sorted by raw name bytes, LeaveDir after the last
+// entry below a directory and LeaveDir("") at the end. Like restic, it
+// never applies excludes or OneFileSystem to the targets themselves, and
+// skips a directory it cannot open or list (after OnError). The context
+// ends the walk early with its error.
+func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.Visitor) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	targets, err := resolveTargets(s.targets)
+	if err != nil {
+		return err
+	}
+	root, err := buildTree(targets, absPath)
+	if err != nil {
+		return fmt.Errorf("local source: %w", err)
+	}
+	w := &walker{
+		ctx: ctx, src: s, v: v, onError: opts.OnError, ex: newExcluder(opts.Exclude),
+		oneFS: opts.OneFileSystem, marked: map[string]*mark{}, sc: newScratch(),
+	}
+	if w.oneFS {
+		w.devs = map[string]uint64{}
+		for _, t := range s.targets {
+			var st fileStat
+			p := absPath(t)
+			if err := lstatAt(unix.AT_FDCWD, p, cstr(p), &st); err != nil {
+				return fmt.Errorf("local source: %w", &fs.PathError{Op: "lstat", Path: p, Err: err})
+			}
+			w.devs[p] = st.dev
+		}
+	}
+	w.pool = newPool(w, s.opts.Workers, s.opts.ReadAhead)
+	defer w.pool.stop()
+
+	for _, name := range root.sortedNames() {
+		if err := w.node(name, root.children[name]); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return v.LeaveDir(ctx, "")
+}
+
+// absPath makes a cleaned path absolute against the working directory.
+func absPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p // only when the working directory is gone; lstat will say so
+	}
+	return abs
+}
+
+// fail hands a problem with path to OnError: nil means skip and go on.
+func (w *walker) fail(path string, err error) error {
+	if w.onError == nil {
+		return err
+	}
+	return w.onError(path, err)
+}
+
+// visit calls the Visitor unless the walk was cancelled.
+func (w *walker) visit(e *sources.Entry) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	return w.v.Visit(w.ctx, e)
+}
+
+// node walks one node of the snapshot's top part.
+func (w *walker) node(snap string, n *vnode) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	if n.leaf() {
+		return w.leaf(snap, n)
+	}
+	e, err := w.inner(snap, n.info)
+	if err != nil {
+		return w.fail(n.info, err)
+	}
+	if err := w.visit(e); err != nil {
+		return err
+	}
+	for _, name := range n.sortedNames() {
+		if err := w.node(snap+"/"+name, n.children[name]); err != nil {
+			return err
+		}
+	}
+	return w.v.LeaveDir(w.ctx, snap)
+}
+
+// inner returns the entry of a directory above the targets. Like restic it
+// follows a symlink there, and ignores a permission error listing its
+// extended attributes (directories above the targets often belong to
+// someone else).
+func (w *walker) inner(snap, host string) (*sources.Entry, error) {
+	var s unix.Stat_t
+	if err := unix.Stat(host, &s); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: host, Err: err}
+	}
+	st := fileStat{
+		mode: s.Mode, uid: s.Uid, gid: s.Gid, nlink: uint64(s.Nlink), ino: s.Ino,
+		size: s.Size, dev: uint64(s.Dev), rdev: uint64(s.Rdev), atime: s.Atim, mtime: s.Mtim, ctime: s.Ctim,
+	}
+	e := &sources.Entry{Path: snap, HostPath: host}
+	fill(e, &st)
+	if e.Type != sources.Dir {
+		return nil, fmt.Errorf("%s is not a directory", host)
+	}
+	attrs, listErr, attrErr := readXattrs(cstr(host), w.sc)
+	if listErr != nil && listErr != unix.EACCES && listErr != unix.EPERM {
+		if err := w.fail(host, &fs.PathError{Op: "listxattr", Path: host, Err: listErr}); err != nil {
+			return nil, err
+		}
+	}
+	if attrErr != nil {
+		if err := w.fail(host, attrErr); err != nil {
+			return nil, err
+		}
+	}
+	e.Xattrs = attrs
+	e.User, e.Group = w.src.owners.user(e.UID), w.src.owners.group(e.GID)
+	return e, nil
+}
+
+// leaf walks a target (or an entry of a "." target, or of a target that
+// contains another one).
+func (w *walker) leaf(snap string, n *vnode) error {
+	host := n.host
+	if !n.explicit && w.ex.byName(host) {
+		return nil
+	}
+	e, err := w.stat(snap, host)
+	if err != nil {
+		return w.fail(host, err)
+	}
+	if e == nil {
+		return nil // vanished, reported
+	}
+	mountPoint := false
+	if !n.explicit {
+		if w.ex.byMetadata(e) {
+			return nil
+		}
+		if excluded, err := w.markedOut(host); excluded || err != nil {
+			return err
+		}
+		if w.oneFS && e.DeviceID != w.targetDev(host) {
+			if e.Type != sources.Dir {
+				return nil
+			}
+			mountPoint = true
+		}
+	}
+	if e.Type != sources.Dir {
+		return w.visit(e)
+	}
+	dev := e.DeviceID
+	if !n.explicit {
+		dev = w.targetDev(host)
+	}
+	j := newDirJob([]uint32{w.topKey}, -1, "", host, snap, e, dev)
+	w.topKey++
+	j.mountPoint = mountPoint
+	return w.dir(e, j)
+}
+
+// stat lstat()s a top-level entry by path and fills it in.
+func (w *walker) stat(snap, host string) (*sources.Entry, error) {
+	var st fileStat
+	cpath := cstr(host)
+	if err := lstatAt(unix.AT_FDCWD, host, cpath, &st); err != nil {
+		return nil, statError(host, err)
+	}
+	e := &sources.Entry{Path: snap, HostPath: host}
+	fill(e, &st)
+	if e.Type == sources.Symlink {
+		buf := make([]byte, 256)
+		target, err := readlinkAt(unix.AT_FDCWD, cpath, &buf)
+		if err != nil {
+			if vanished(err) {
+				return nil, w.fail(host, vanishedError("readlink", host, err))
+			}
+			if err := w.fail(host, &fs.PathError{Op: "readlink", Path: host, Err: err}); err != nil {
+				return nil, err
+			}
+		}
+		e.LinkTarget = target
+	}
+	attrs, listErr, attrErr := readXattrs(cpath, w.sc)
+	if listErr != nil {
+		if vanished(listErr) {
+			return nil, w.fail(host, vanishedError("listxattr", host, listErr))
+		}
+		if err := w.fail(host, &fs.PathError{Op: "listxattr", Path: host, Err: listErr}); err != nil {
+			return nil, err
+		}
+	}
+	if attrErr != nil {
+		if err := w.fail(host, attrErr); err != nil {
+			return nil, err
+		}
+	}
+	e.Xattrs = attrs
+	e.User, e.Group = w.src.owners.user(e.UID), w.src.owners.group(e.GID)
+	if e.Type == sources.File {
+		e.Open = w.src.opener(host, st.ino, st.dev, st.uid)
+	}
+	return e, nil
+}
+
+// markedOut applies the marker rules of a top-level entry's parent
+// directory, which the walk does not otherwise read.
+func (w *walker) markedOut(host string) (bool, error) {
+	if !w.ex.markers {
+		return false, nil
+	}
+	parent := filepath.Dir(host)
+	m, ok := w.marked[parent]
+	if !ok {
+		dir, err := w.inner("", parent)
+		if err != nil {
+			// restic warns and does not exclude when it cannot check.
+			return false, w.fail(parent, err)
+		}
+		m = &mark{}
+		m.skipAll, m.marked, m.keep = w.ex.contents(dir, func(name string, n int) ([]byte, error) {
+			return peekPath(parent+"/"+name, n)
+		})
+		w.marked[parent] = m
+	}
+	return m.skipAll || (m.marked && !slices.Contains(m.keep, filepath.Base(host))), nil
+}
+
+// peekPath is dirJob.peek for a directory the walk does not hold open.
+func peekPath(p string, n int) ([]byte, error) {
+	if n <= 0 {
+		if _, err := os.Lstat(p); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer closeFD(fd)
+	return readUpTo(fd, n, p)
+}
+
+// targetDev returns the device of the target closest above host, the file
+// system OneFileSystem keeps host's walk on.
+func (w *walker) targetDev(host string) uint64 {
+	for p := host; ; p = filepath.Dir(p) {
+		if dev, ok := w.devs[p]; ok {
+			return dev
+		}
+		if p == "/" || p == "." {
+			return 0
+		}
+	}
+}
+
+// dir waits for a directory to be read, visits it, walks its contents and
+// leaves it. A directory that cannot be opened or listed is reported and
+// skipped, with nothing of it in the snapshot, as in restic.
+func (w *walker) dir(e *sources.Entry, j *dirJob) error {
+	w.pool.take(j)
+	select {
+	case <-j.done:
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	}
+	if j.err != nil {
+		if errors.Is(j.err, unix.ENOENT) {
+			j.err = fmt.Errorf("%w: %w", sources.ErrVanished, j.err)
+		}
+		return w.fail(j.host, j.err)
+	}
+	defer func() {
+		if j.fd >= 0 {
+			w.pool.fds.release(j.fd)
+		}
+	}()
+	if j.skipAll {
+		return nil
+	}
+	if err := w.visit(e); err != nil {
+		return err
+	}
+	for i, c := range j.chunks {
+		select {
+		case <-c.done:
+		case <-w.ctx.Done():
+			return w.ctx.Err()
+		}
+		if err := w.chunk(c); err != nil {
+			return err
+		}
+		j.chunks[i] = nil // let the collector have it
+	}
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	return w.v.LeaveDir(w.ctx, e.Path)
+}
+
+// chunk visits a chunk's entries, reporting its problems in order.
+func (w *walker) chunk(c *chunkJob) error {
+	errs := c.errs
+	report := func(pos int) error {
+		for len(errs) > 0 && errs[0].pos == pos {
+			if err := w.fail(errs[0].path, errs[0].err); err != nil {
+				return err
+			}
+			errs = errs[1:]
+		}
+		return nil
+	}
+	for i := range c.entries {
+		if err := report(i); err != nil {
+			return err
+		}
+		e := &c.entries[i]
+		var err error
+		if sub := c.subdirs[i]; sub != nil {
+			err = w.dir(e, sub)
+		} else {
+			err = w.visit(e)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return report(len(c.entries))
+}
