@@ -26,7 +26,7 @@ type recorder struct {
 	mu      sync.Mutex
 	events  []event
 	entries map[string]*sources.Entry
-	dupes   []string           // paths visited more than once
+	dupes   []string            // paths visited more than once
 	hashes  map[string][32]byte // content read during Visit (streamed)
 	readErr map[string]error    // content errors during Visit (streamed)
 
