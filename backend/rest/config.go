@@ -113,6 +113,12 @@ func (c Config) String() string {
 	return "rest:" + redact(u)
 }
 
+// GoString keeps %#v from printing the password.
+func (c Config) GoString() string {
+	return fmt.Sprintf("rest.Config{URL: %q, Connections: %d, RootCAFiles: %q, ClientCertFile: %q}",
+		c.String(), c.Connections, c.RootCAFiles, c.ClientCertFile)
+}
+
 // redact renders u with its password, if any, replaced by "***".
 func redact(u url.URL) string {
 	if u.User == nil {

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -125,6 +126,18 @@ func TestSetOption(t *testing.T) {
 	for _, kv := range [][2]string{{"connections", "0"}, {"connections", "many"}, {"timeout", "1s"}} {
 		if err := cfg.SetOption(kv[0], kv[1]); err == nil {
 			t.Errorf("SetOption(%s=%s) succeeded, want an error", kv[0], kv[1])
+		}
+	}
+}
+
+func TestConfigRedaction(t *testing.T) {
+	cfg, err := ParseConfig("rest:https://user:s3cr3t-value@host/repo/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(format, cfg); strings.Contains(out, "s3cr3t") {
+			t.Errorf("%s prints the password: %s", format, out)
 		}
 	}
 }

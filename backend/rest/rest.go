@@ -139,9 +139,6 @@ func (b *Backend) fileURL(h backend.Handle) (string, error) {
 	if h.Type == backend.ConfigFile {
 		return b.base.JoinPath("config").String(), nil
 	}
-	if h.Name == "." || h.Name == ".." || strings.ContainsAny(h.Name, "/\\\x00") {
-		return "", fmt.Errorf("invalid file name %q", h.Name)
-	}
 	return b.base.JoinPath(h.Type.Dir(), h.Name).String(), nil
 }
 

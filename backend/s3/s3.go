@@ -165,10 +165,6 @@ func (b *Backend) objectName(h backend.Handle) (string, error) {
 	if err := h.Valid(); err != nil {
 		return "", err
 	}
-	if h.Type != backend.ConfigFile &&
-		(h.Name == "." || h.Name == ".." || strings.ContainsAny(h.Name, "/\\\x00")) {
-		return "", fmt.Errorf("invalid file name %q", h.Name)
-	}
 	return backend.Path(b.prefix, h), nil
 }
 
