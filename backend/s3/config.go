@@ -42,8 +42,9 @@ type Config struct {
 	// Connections is the number of concurrent requests the backend serves
 	// well (-o s3.connections). 0 means DefaultConnections.
 	Connections uint
-	// MaxRetries is how often minio-go retries a failed request itself
-	// (-o s3.retries). 0 means minio-go's default of 10.
+	// MaxRetries is the number of attempts minio-go makes for a request
+	// before it gives up (-o s3.retries): 1 disables its own retries, 0
+	// means minio-go's default of 10.
 	MaxRetries uint
 	// ListObjectsV1 uses the old ListObjects API for servers without V2
 	// (-o s3.list-objects-v1).
