@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"math"
 	"strconv"
@@ -217,8 +218,8 @@ func (d *decoder) node() (*Node, bool) {
 				if b, ok = d.str(); ok {
 					n.Error = string(b)
 				}
-			default: // generic_attributes: rare (Windows), left to encoding/json
-				ok = false
+			case fGeneric:
+				n.GenericAttributes, ok = d.generic()
 			}
 			if !ok {
 				return nil, false
@@ -479,6 +480,95 @@ func (d *decoder) base64() ([]byte, bool) {
 		return nil, false
 	}
 	return out[:n], true
+}
+
+// generic decodes the generic_attributes object (Windows metadata) into a
+// map of raw values, each the exact bytes of the value as encoding/json's
+// json.RawMessage keeps them. A repeated key keeps the last value, as in
+// encoding/json.
+func (d *decoder) generic() (map[string]json.RawMessage, bool) {
+	if !d.lit(`{`) {
+		return nil, false
+	}
+	m := map[string]json.RawMessage{}
+	d.ws()
+	if d.peek() == '}' {
+		d.pos++
+		return m, true
+	}
+	for {
+		k, ok := d.str()
+		if !ok {
+			return nil, false
+		}
+		key := string(k)
+		d.ws()
+		if d.peek() != ':' {
+			return nil, false
+		}
+		d.pos++
+		d.ws()
+		v, ok := d.rawValue()
+		if !ok {
+			return nil, false
+		}
+		m[key] = v
+		d.ws()
+		switch d.peek() {
+		case ',':
+			d.pos++
+			d.ws()
+			continue
+		case '}':
+			d.pos++
+			return m, true
+		}
+		return nil, false
+	}
+}
+
+// rawValue returns a copy of the JSON value at the current position. It finds
+// the value's end by bracket depth and string quoting only, and leaves the
+// validation to json.Valid.
+func (d *decoder) rawValue() (json.RawMessage, bool) {
+	b := d.buf[d.pos:]
+	depth, end := 0, -1
+	for i := 0; i < len(b) && end < 0; i++ {
+		switch c := b[i]; c {
+		case '"':
+			i++
+			for i < len(b) && b[i] != '"' {
+				if b[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(b) {
+				return nil, false
+			}
+			if depth == 0 {
+				end = i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth < 0 {
+				end = i // the end of the enclosing object: a scalar ended
+			} else if depth == 0 {
+				end = i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				end = i
+			}
+		}
+	}
+	if end <= 0 || !json.Valid(b[:end]) {
+		return nil, false
+	}
+	d.pos += end
+	return bytes.Clone(b[:end]), true
 }
 
 func (d *decoder) xattrs() ([]ExtendedAttribute, bool) {

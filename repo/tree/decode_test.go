@@ -150,8 +150,10 @@ func TestDecodeAccepts(t *testing.T) {
 				t.Errorf("%#v", xa)
 			}
 		}},
-		{"generic attributes", `{"nodes":[{"name":"w","generic_attributes":{"windows.file_attributes": 32 ,"x":null}}]}`, false, func(t *testing.T, n *Node) {
-			if string(n.GenericAttributes["windows.file_attributes"]) != "32" || string(n.GenericAttributes["x"]) != "null" {
+		{"generic attributes", `{"nodes":[{"name":"w","generic_attributes":{"windows.file_attributes": 32 ,"x":null,"s":{"a" : ["}", "\"", 1.5e3]},"x\u00e9":"v"}}]}`, true, func(t *testing.T, n *Node) {
+			g := n.GenericAttributes
+			if len(g) != 4 || string(g["windows.file_attributes"]) != "32" || string(g["x"]) != "null" ||
+				string(g["s"]) != `{"a" : ["}", "\"", 1.5e3]}` || string(g["xé"]) != `"v"` {
 				t.Errorf("%q", n.GenericAttributes)
 			}
 		}},
@@ -230,6 +232,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad xattr value", node(`,"extended_attributes":[{"name":"a","value":"x"}]`), "illegal base64"},
 		{"control character in string", "{\"nodes\":[{\"name\":\"a\x01\"}]}", "invalid character"},
 		{"bad escape", node(`,"user":"\x"`), "invalid character"},
+		{"bad generic value", node(`,"generic_attributes":{"k":tru}`), "invalid character"},
+		{"generic value missing", node(`,"generic_attributes":{"k":}`), "invalid character"},
+		{"generic not an object", node(`,"generic_attributes":[1]`), "cannot unmarshal"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
