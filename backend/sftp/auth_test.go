@@ -46,7 +46,7 @@ func roundTrip(t *testing.T, be backend.Backend) {
 func TestUnknownHostKeyRefused(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
-	cfg := config(s, t.TempDir())
+	cfg := config(t, s, t.TempDir())
 	cfg.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, cfg.KnownHosts, "")
 	_, err := sftp.Create(t.Context(), cfg)
@@ -68,7 +68,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	old := sshtest.GenerateKey(t, t.TempDir(), "old", sshtest.Ed25519)
-	cfg := config(s, t.TempDir())
+	cfg := config(t, s, t.TempDir())
 	cfg.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, cfg.KnownHosts, knownhosts.Line([]string{s.KnownHostsName()}, old.PublicKey())+"\n")
 	_, err := sftp.Open(t.Context(), cfg)
@@ -81,7 +81,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 func TestPinnedHostKey(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
-	cfg := config(s, filepath.Join(t.TempDir(), "repo"))
+	cfg := config(t, s, filepath.Join(t.TempDir(), "repo"))
 	cfg.KnownHosts = ""
 	if err := cfg.SetOption("sftp.host-key", s.HostKeyFingerprint); err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestAgentAuth(t *testing.T) {
 	home := isolate(t)
 	s := sshtest.Start(t)
 	writeFile(t, filepath.Join(home, ".ssh", "known_hosts"), readFile(t, s.KnownHosts))
-	cfg := config(s, filepath.Join(t.TempDir(), "repo"))
+	cfg := config(t, s, filepath.Join(t.TempDir(), "repo"))
 	cfg.Key, cfg.KnownHosts = "", "" // defaults only: ~/.ssh and the agent
 
 	if _, err := sftp.Create(t.Context(), cfg); err == nil {
@@ -166,7 +166,7 @@ func TestResticArgs(t *testing.T) {
 func TestWrongKeyRefused(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
-	cfg := config(s, t.TempDir())
+	cfg := config(t, s, t.TempDir())
 	cfg.Key = sshtest.GenerateKey(t, t.TempDir(), "not_authorized", sshtest.Ed25519).Path
 	_, err := sftp.Open(t.Context(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "authentication failed") || !strings.Contains(err.Error(), cfg.Key) {

@@ -54,7 +54,7 @@ func TestLayoutAndModes(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	dir := filepath.Join(t.TempDir(), "parent", "repo")
-	be := create(t, config(s, dir))
+	be := create(t, config(t, s, dir))
 	for _, d := range backend.Dirs(dir) {
 		if m := mode(t, d); m != 0o700 {
 			t.Fatalf("%s has mode %04o, want 0700", d, m)
@@ -84,7 +84,7 @@ func TestLayoutAndModes(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, "snapshots")); err != nil {
 		t.Fatal(err)
 	}
-	shared, err := sftp.Open(t.Context(), config(s, dir))
+	shared, err := sftp.Open(t.Context(), config(t, s, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestMissingDirectoriesCreatedOnDemand(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	dir := filepath.Join(t.TempDir(), "repo")
-	be := create(t, config(s, dir))
+	be := create(t, config(t, s, dir))
 	for _, d := range []string{"data", "keys"} {
 		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
 			t.Fatal(err)
@@ -122,7 +122,7 @@ func TestMissingDirectoriesCreatedOnDemand(t *testing.T) {
 func TestOpenMissingRepository(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
-	_, err := sftp.Open(t.Context(), config(s, filepath.Join(t.TempDir(), "nothing-here")))
+	_, err := sftp.Open(t.Context(), config(t, s, filepath.Join(t.TempDir(), "nothing-here")))
 	if !errors.Is(err, backend.ErrNoRepository) || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Open of a missing directory: err = %v, want ErrNoRepository and fs.ErrNotExist", err)
 	}
@@ -131,7 +131,7 @@ func TestOpenMissingRepository(t *testing.T) {
 func TestCommandRefused(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
-	cfg := config(s, t.TempDir())
+	cfg := config(t, s, t.TempDir())
 	cfg.Command = "ssh -p 22 host -s sftp"
 	_, err := sftp.Open(t.Context(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "sftp.command is not supported") {
@@ -145,7 +145,7 @@ func TestPlainRename(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		be := create(t, config(s, filepath.Join(t.TempDir(), "repo")))
+		be := create(t, config(t, s, filepath.Join(t.TempDir(), "repo")))
 		sftp.SetPosixRename(be, false)
 		if be.HasAtomicReplace() {
 			t.Fatal("HasAtomicReplace without posix-rename")
@@ -160,7 +160,7 @@ func TestPlainRename(t *testing.T) {
 func TestConnectionsSpread(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
-	cfg := config(s, filepath.Join(t.TempDir(), "repo"))
+	cfg := config(t, s, filepath.Join(t.TempDir(), "repo"))
 	cfg.Connections = 3
 	be := create(t, cfg)
 	h := save(t, be, backend.PackFile, backendtest.Random(3, 1000))
@@ -227,7 +227,7 @@ func TestReconnect(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	dir := filepath.Join(t.TempDir(), "repo")
-	be := create(t, config(s, dir))
+	be := create(t, config(t, s, dir))
 	small := save(t, be, backend.KeyFile, []byte("key"))
 	big := backendtest.Random(4, 8<<20)
 	bigH := save(t, be, backend.PackFile, big)
@@ -319,7 +319,7 @@ func TestContextAbortsHungServer(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	p := sshtest.NewProxy(t, s.Addr())
-	cfg := config(s, filepath.Join(t.TempDir(), "repo"))
+	cfg := config(t, s, filepath.Join(t.TempDir(), "repo"))
 	cfg.Port = p.Port()
 	cfg.KnownHosts = ""
 	cfg.HostKey = s.HostKeyFingerprint // the proxy's port is not in known_hosts

@@ -22,10 +22,11 @@ func isolate(t *testing.T) string {
 
 // config returns a Config for a repository at dir on s, with the key and
 // known_hosts given explicitly.
-func config(s *sshtest.Server, dir string) sftp.Config {
+func config(t *testing.T, s *sshtest.Server, dir string) sftp.Config {
+	t.Helper()
 	cfg, err := sftp.ParseConfig("sftp:" + s.User + "@" + s.Host + ":" + dir)
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
 	cfg.Port = s.Port
 	cfg.Key = s.UserKey.Path
@@ -47,7 +48,7 @@ func TestConformance(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		return create(t, config(s, filepath.Join(t.TempDir(), "repo")))
+		return create(t, config(t, s, filepath.Join(t.TempDir(), "repo")))
 	})
 }
 
@@ -58,7 +59,7 @@ func TestConformanceOneConnection(t *testing.T) {
 	isolate(t)
 	s := sshtest.Start(t)
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		cfg := config(s, filepath.Join(t.TempDir(), "repo"))
+		cfg := config(t, s, filepath.Join(t.TempDir(), "repo"))
 		cfg.Connections = 1
 		cfg.RequestsPerFile = 2
 		return create(t, cfg)
