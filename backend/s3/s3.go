@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -215,12 +213,6 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 			return b.opError("save", h, fmt.Errorf("rewind data: %w", err))
 		}
 		info, err = b.core.PutObject(ctx, b.bucket, name, body, size, base64.StdEncoding.EncodeToString(sum), "", opts)
-		if err != nil && ctx.Err() != nil && body.read == size && b.stored(ctx, name, size, sum) {
-			// The whole object went out and the server stored it; only its
-			// answer was lost to the cancellation. Reporting an error now
-			// would leave a file the caller believes was never written.
-			return nil
-		}
 	} else {
 		if err := rd.Rewind(); err != nil {
 			return b.opError("save", h, fmt.Errorf("rewind data: %w", err))
@@ -236,19 +228,6 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 		return b.opError("save", h, fmt.Errorf("server stored %d bytes, want %d", info.Size, size))
 	}
 	return nil
-}
-
-// verifyTimeout bounds the check whether a cancelled upload was stored.
-const verifyTimeout = 10 * time.Second
-
-// stored reports whether the object name exists with size bytes and the MD5
-// sum as its ETag (what S3 servers report for a single PUT without
-// KMS encryption), asking with a context that outlives ctx's cancellation.
-func (b *Backend) stored(ctx context.Context, name string, size int64, sum []byte) bool {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
-	defer cancel()
-	info, err := b.client.StatObject(ctx, b.bucket, name, minio.StatObjectOptions{})
-	return err == nil && info.Size == size && strings.EqualFold(info.ETag, hex.EncodeToString(sum))
 }
 
 // md5Of reads rd to the end and returns its MD5, checking that it yields
@@ -271,25 +250,21 @@ func md5Of(rd io.Reader, size int64) ([]byte, error) {
 // a moment after it noticed the cancellation). Seek makes it rewindable for
 // minio-go, which seeks to the start before each attempt of a request.
 type uploadBody struct {
-	ctx  context.Context
-	rd   backend.RewindReader
-	read int64 // bytes handed out since the last rewind
+	ctx context.Context
+	rd  backend.RewindReader
 }
 
 func (b *uploadBody) Read(p []byte) (int, error) {
 	if err := b.ctx.Err(); err != nil {
 		return 0, err
 	}
-	n, err := b.rd.Read(p)
-	b.read += int64(n)
-	return n, err
+	return b.rd.Read(p)
 }
 
 func (b *uploadBody) Seek(offset int64, whence int) (int64, error) {
 	if offset != 0 || whence != io.SeekStart {
 		return 0, fmt.Errorf("seek to %d (whence %d): only rewinding to the start is supported", offset, whence)
 	}
-	b.read = 0
 	return 0, b.rd.Rewind()
 }
 

@@ -1,11 +1,13 @@
 package testserver
 
 import (
+	"context"
 	"crypto/tls"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // get fetches url with client and returns the status code.
@@ -119,5 +121,41 @@ func TestRestServerUnixSocket(t *testing.T) {
 	srv := RestServer(t, RestOptions{UnixSocket: true})
 	if !strings.HasPrefix(srv.Repo("", "", "r"), "rest:http+unix:///") || !strings.HasSuffix(srv.Repo("", "", "r"), ".sock:/r/") {
 		t.Errorf("Repo = %q, want rest:http+unix:///…sock:/r/", srv.Repo("", "", "r"))
+	}
+}
+
+func TestFaultProxy(t *testing.T) {
+	srv := RestServer(t, RestOptions{})
+	p := NewFaultProxy(t, srv.URL.Host)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	url := "http://" + p.Addr + "/repo/config"
+	if got := get(t, client, url, "", ""); got != http.StatusNotFound {
+		t.Fatalf("through the proxy: status %d, want rest-server's 404", got)
+	}
+
+	p.CutNextAfter(10)
+	if resp, err := client.Get(url); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("request through a cut connection succeeded with %s", resp.Status)
+	}
+	if got := get(t, client, url, "", ""); got != http.StatusNotFound {
+		t.Fatalf("after the cut: status %d, want 404", got)
+	}
+
+	p.Stall(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	start := time.Now()
+	if resp, err := client.Do(req); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("request through a stalled proxy succeeded with %s", resp.Status)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("stalled request failed after %v, before its deadline", d)
+	}
+	p.Stall(false)
+	if got := get(t, client, url, "", ""); got != http.StatusNotFound {
+		t.Fatalf("after the stall: status %d, want 404", got)
 	}
 }
