@@ -47,6 +47,8 @@ type Node struct {
 	Type Type
 	// Mode is Go's fs.FileMode as restic builds it: permission bits, the type
 	// bits, setuid, setgid and sticky (a directory 0755 is fs.ModeDir|0o755).
+	// It is written as the number it is; restic never sets the other bits
+	// (fs.ModeAppend, ModeTemporary, ...), so callers mask them off.
 	Mode fs.FileMode
 
 	// The times are written in their own Location, so the caller chooses the

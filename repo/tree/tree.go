@@ -24,7 +24,8 @@ func newTree(nodes []*Node) *Tree {
 }
 
 // Nodes returns the nodes in stored order. The slice belongs to the Tree:
-// callers may change the nodes but must not reorder or resize the slice.
+// callers may change a node's fields other than Name, but must not rename,
+// reorder or replace nodes, which Find relies on.
 func (t *Tree) Nodes() []*Node { return t.nodes }
 
 // Len returns the number of nodes.
