@@ -132,3 +132,27 @@ func TestServerHangs(t *testing.T) {
 		t.Fatalf("Stat after the server recovered: %v", err)
 	}
 }
+
+// TestRepositoryFull fills a repository up to rest-server's --max-size,
+// which refuses further uploads as a full disk would.
+func TestRepositoryFull(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{MaxSize: 100 << 10})
+	be := createRest(t, srv, "", "", "full")
+	small := backendtest.Random(14, 50<<10)
+	if err := be.Save(t.Context(), backendtest.HandleFor(backend.PackFile, small), backend.NewByteReader(small, false)); err != nil {
+		t.Fatalf("Save below the limit: %v", err)
+	}
+	big := backendtest.Random(15, 80<<10)
+	h := backendtest.HandleFor(backend.PackFile, big)
+	err := be.Save(t.Context(), h, backend.NewByteReader(big, false))
+	var se *StatusError
+	if !errors.As(err, &se) || se.StatusCode != http.StatusInsufficientStorage || !se.Permanent() {
+		t.Fatalf("Save beyond the limit = %v, want a permanent 507", err)
+	}
+	if !strings.Contains(err.Error(), "out of space") || !strings.Contains(err.Error(), "save <data/") {
+		t.Errorf("error %q does not explain the full repository", err)
+	}
+	if _, err := be.Stat(t.Context(), h); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("refused upload is visible: %v", err)
+	}
+}

@@ -38,6 +38,10 @@ type RestOptions struct {
 	// a file whose content does not hash to its name, which generic backend
 	// tests with made-up names need switched off.
 	NoVerifyUpload bool
+	// MaxSize runs --max-size: the repository may hold at most this many
+	// bytes, and uploads beyond it are refused with 507 Insufficient
+	// Storage, as a full disk would refuse them. 0 means no limit.
+	MaxSize int64
 	// TLS serves HTTPS with a certificate from a fresh CA (Rest.CA).
 	TLS bool
 	// UnixSocket listens on a Unix socket instead of TCP; Rest.URL is then
@@ -112,6 +116,9 @@ func RestServer(t testing.TB, opts RestOptions) *Rest {
 	}
 	if opts.NoVerifyUpload {
 		args = append(args, "--no-verify-upload")
+	}
+	if opts.MaxSize > 0 {
+		args = append(args, "--max-size", strconv.FormatInt(opts.MaxSize, 10))
 	}
 
 	var client *http.Client
