@@ -21,6 +21,10 @@
 //
 // Open takes an optional http.RoundTripper; without one it builds a
 // transport from the Config, with custom root CAs and a client certificate
-// when they are set. The backend does not retry: a retrying wrapper decides
+// when they are set. Connecting is bounded (30 s to dial, 10 s for the TLS
+// handshake); everything after that is bounded by the caller's context, as
+// an upload of a large pack may rightly take long. An upload stops sending
+// as soon as its context ends, so a cancelled Save cannot complete behind
+// the caller's back. The backend does not retry: a retrying wrapper decides
 // that from StatusError.Permanent and the error's cause.
 package rest

@@ -21,4 +21,10 @@
 // IAM role, ECS task role or web identity (IRSA: AWS_WEB_IDENTITY_TOKEN_FILE
 // with AWS_ROLE_ARN). Secrets never appear in Location, Config.String or
 // errors.
+//
+// minio-go retries failed requests itself (Config.MaxRetries attempts,
+// backing off up to a second), rewinding the upload for each attempt; a
+// cancelled context ends an operation at once, retries included. Error
+// answers become *Error, which tells permanent failures from transient ones
+// and unwraps to fs.ErrNotExist, fs.ErrPermission or backend.ErrShortRead.
 package s3
