@@ -14,6 +14,14 @@ import (
 	"github.com/cairn-backup/cairn/sources"
 )
 
+// Test hooks, nil outside tests: they run on worker goroutines after a
+// directory was listed and after an entry was lstat()ed, so tests can
+// change the tree at exactly those moments.
+var (
+	testHookListed  func(dir string)
+	testHookStatted func(path string)
+)
+
 // chunkSize is how many entries one task lstat()s: big enough that the
 // scheduling is noise, small enough that a large directory is spread over
 // all workers and the visitor can start on it early.
@@ -98,6 +106,9 @@ func (p *pool) runDir(j *dirJob, sc *scratch) {
 		j.fd = -1
 		close(j.done)
 		return
+	}
+	if testHookListed != nil {
+		testHookListed(j.host)
 	}
 	j.skipAll, j.marked, j.keep = p.walk.ex.contents(&j.entry, j.peek)
 	if j.skipAll {
@@ -217,6 +228,9 @@ func (p *pool) runChunk(c *chunkJob, sc *scratch) {
 		if err := lstatAt(j.fd, name, cName(name), &st); err != nil {
 			c.fail(host, statError(host, err))
 			continue
+		}
+		if testHookStatted != nil {
+			testHookStatted(host)
 		}
 		c.entries = append(c.entries, sources.Entry{})
 		e := &c.entries[len(c.entries)-1]

@@ -27,7 +27,9 @@ func (s *Source) opener(host string, ino, dev uint64, uid uint32) func(context.C
 }
 
 // openFile opens a regular file for reading, making sure it is still the
-// file the walk listed. It opens with O_NOFOLLOW, so a symlink put in the
+// file the walk listed: same inode on the same device. (A file deleted and
+// recreated that happens to get the old inode number back passes; nothing
+// short of file-system-specific generation numbers tells them apart.) It opens with O_NOFOLLOW, so a symlink put in the
 // file's place is refused, and with O_NONBLOCK, so a FIFO put there does
 // not hang the backup (regular files ignore the flag). Like restic it
 // avoids updating the access time where the kernel allows.

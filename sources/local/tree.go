@@ -65,13 +65,13 @@ func components(p string) []string {
 	return strings.Split(p[1:], "/")
 }
 
-// rootOf returns the directory holding the first component of a cleaned
-// target: "/" for absolute paths, otherwise "." followed by the target's
+// rootOf returns the directory holding the first component of a target: "/" for absolute paths, otherwise "." followed by the target's
 // leading ".." components.
 func rootOf(p string) string {
 	if filepath.IsAbs(p) {
 		return "/"
 	}
+	p = filepath.Clean(p)
 	root := "."
 	for _, c := range strings.Split(p, "/") {
 		if c == ".." {
