@@ -12,7 +12,7 @@ import (
 
 // isolate gives the test an empty home directory and no agent, so the
 // machine's own ~/.ssh never leaks in.
-func isolate(t *testing.T) string {
+func isolate(t testing.TB) string {
 	t.Helper()
 	home := t.TempDir()
 	t.Setenv("HOME", home)
@@ -22,7 +22,7 @@ func isolate(t *testing.T) string {
 
 // config returns a Config for a repository at dir on s, with the key and
 // known_hosts given explicitly.
-func config(t *testing.T, s *sshtest.Server, dir string) sftp.Config {
+func config(t testing.TB, s *sshtest.Server, dir string) sftp.Config {
 	t.Helper()
 	cfg, err := sftp.ParseConfig("sftp:" + s.User + "@" + s.Host + ":" + dir)
 	if err != nil {
@@ -34,7 +34,7 @@ func config(t *testing.T, s *sshtest.Server, dir string) sftp.Config {
 	return cfg
 }
 
-func create(t *testing.T, cfg sftp.Config) *sftp.Backend {
+func create(t testing.TB, cfg sftp.Config) *sftp.Backend {
 	t.Helper()
 	be, err := sftp.Create(t.Context(), cfg)
 	if err != nil {

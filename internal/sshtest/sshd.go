@@ -78,7 +78,11 @@ func (s *Server) Log() string { return s.log.String() }
 // normal user's often does not).
 func FindSSHD() (string, error) {
 	if p := os.Getenv("CAIRN_SSHD"); p != "" {
-		return checkExecutable(p)
+		abs, err := checkExecutable(p)
+		if err != nil {
+			return "", fmt.Errorf("CAIRN_SSHD=%s: %w", p, err)
+		}
+		return abs, nil
 	}
 	if p, err := exec.LookPath("sshd"); err == nil {
 		return filepath.Abs(p)

@@ -2,12 +2,14 @@ package sshx
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -105,8 +107,10 @@ type authSession struct {
 	close   func()
 }
 
-// auth builds the authentication methods for one dial.
-func (d *Dialer) auth() (*authSession, error) {
+// auth builds the authentication methods for one dial. The agent
+// connection it may open is closed by s.close, which is safe to call more
+// than once.
+func (d *Dialer) auth(ctx context.Context) (*authSession, error) {
 	s := &authSession{close: func() {}}
 	var signers []ssh.Signer
 	seen := map[string]bool{}
@@ -121,12 +125,20 @@ func (d *Dialer) auth() (*authSession, error) {
 	}
 
 	if d.agentSocket != "" {
-		conn, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("unix", d.agentSocket)
+		conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "unix", d.agentSocket)
 		if err != nil {
 			d.warn("ssh-agent at %s is not reachable, continuing without it: %v", d.agentSocket, err)
 		} else {
-			s.close = func() { conn.Close() }
+			var once sync.Once
+			s.close = func() { once.Do(func() { conn.Close() }) }
+			// A stuck agent must not outlive the dial: the deadline bounds
+			// listing and signing, and cancellation closes the socket.
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			stop := context.AfterFunc(ctx, s.close)
 			agentSigners, err := agent.NewClient(conn).Signers()
+			stop()
 			if err != nil {
 				d.warn("ssh-agent at %s: cannot list keys, continuing without it: %v", d.agentSocket, err)
 			}

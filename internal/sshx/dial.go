@@ -88,7 +88,7 @@ func (d *Dialer) dialOnce(parent context.Context, hostKeyAlgos []string) (*ssh.C
 		return nil, fmt.Errorf("ssh %s: connect: %w", d, err)
 	}
 
-	auth, err := d.auth()
+	auth, err := d.auth(ctx)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -109,7 +109,12 @@ func (d *Dialer) dialOnce(parent context.Context, hostKeyAlgos []string) (*ssh.C
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl.Add(time.Second))
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	// Closing the agent connection too unblocks a signature request to an
+	// agent that hangs (or waits for a hardware key's touch).
+	stop := context.AfterFunc(ctx, func() {
+		conn.Close()
+		auth.close()
+	})
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	if !stop() {
 		if err == nil {
