@@ -277,7 +277,7 @@ func TestStopLeaksNothing(t *testing.T) {
 type visitFunc func(*sources.Entry)
 
 func (f visitFunc) Visit(_ context.Context, e *sources.Entry) error { f(e); return nil }
-func (f visitFunc) LeaveDir(context.Context, string) error         { return nil }
+func (f visitFunc) LeaveDir(context.Context, string) error          { return nil }
 
 func openFDs(t *testing.T) int {
 	t.Helper()

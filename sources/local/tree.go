@@ -124,6 +124,7 @@ func buildTree(targets []target, abs func(string) string) (*vnode, error) {
 	root := &vnode{children: map[string]*vnode{}}
 	seen := map[string]bool{}
 	for _, t := range targets {
+		t.path = filepath.Clean(t.path)
 		if seen[t.path] {
 			continue
 		}
