@@ -94,11 +94,18 @@ func (c *command) output() (io.ReadCloser, error) {
 	return &commandOutput{c: c}, nil
 }
 
-type commandOutput struct{ c *command }
+type commandOutput struct {
+	c   *command
+	eof bool // Wait closed the pipe: later reads must keep saying EOF
+}
 
 func (o *commandOutput) Read(p []byte) (int, error) {
+	if o.eof {
+		return 0, io.EOF
+	}
 	n, err := o.c.stdout.Read(p)
 	if errors.Is(err, io.EOF) {
+		o.eof = true
 		// The data is complete; whether it is good depends on the exit
 		// status, which Walk reports after the file (a failed command
 		// fails the whole backup rather than leaving a warning).

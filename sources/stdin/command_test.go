@@ -3,6 +3,7 @@ package stdin_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -177,3 +178,38 @@ type skipper struct{}
 
 func (skipper) Visit(context.Context, *sources.Entry) error { return nil }
 func (skipper) LeaveDir(context.Context, string) error      { return nil }
+
+// Readers may call Read again after EOF (the chunker does); the pipe that
+// Wait closed must not turn that into an error.
+func TestCommandReadAfterEOF(t *testing.T) {
+	needTool(t, "printf")
+	src, err := stdin.FromCommand([]string{"printf", "abc"}, stdin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Walk(context.Background(), sources.WalkOptions{}, visitFunc(func(ctx context.Context, e *sources.Entry) error {
+		rc, err := e.Open(ctx)
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 10)
+		n, err := io.ReadFull(rc, buf)
+		if n != 3 || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("ReadFull = %d, %v", n, err)
+		}
+		for i := 0; i < 3; i++ {
+			if n, err := rc.Read(buf); n != 0 || err != io.EOF {
+				t.Errorf("read after EOF = %d, %v; want 0, io.EOF", n, err)
+			}
+		}
+		return rc.Close()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type visitFunc func(ctx context.Context, e *sources.Entry) error
+
+func (f visitFunc) Visit(ctx context.Context, e *sources.Entry) error { return f(ctx, e) }
+func (visitFunc) LeaveDir(context.Context, string) error              { return nil }
