@@ -27,10 +27,18 @@ func Local() Scheme[string] {
 			return dir, nil
 		},
 		Open: func(ctx context.Context, dir string) (backend.Backend, error) {
-			return local.Open(ctx, dir)
+			be, err := local.Open(ctx, dir)
+			if err != nil {
+				return nil, err // not a typed nil inside the interface
+			}
+			return be, nil
 		},
 		Create: func(ctx context.Context, dir string) (backend.Backend, error) {
-			return local.Create(ctx, dir)
+			be, err := local.Create(ctx, dir)
+			if err != nil {
+				return nil, err
+			}
+			return be, nil
 		},
 		// A local path holds no secret; showing it unchanged keeps an
 		// "@" or "://" in a directory name intact.
