@@ -351,3 +351,68 @@ func TestContextAbortsHungServer(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionLimit: a server that refuses connections beyond the first
+// (per-user limits on NAS boxes and storage services) still serves every
+// operation, over the connection that is open.
+func TestConnectionLimit(t *testing.T) {
+	isolate(t)
+	s := sshtest.Start(t)
+	p := sshtest.NewProxy(t, s.Addr())
+	cfg := config(t, s, filepath.Join(t.TempDir(), "repo"))
+	cfg.Port = p.Port()
+	cfg.KnownHosts = ""
+	cfg.HostKey = s.HostKeyFingerprint
+	cfg.Connections = 4
+	var warnings atomic.Int32
+	cfg.Warnf = func(string, ...any) { warnings.Add(1) }
+	be, err := sftp.Open(t.Context(), mustCreate(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	p.RefuseNew(true)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			data := backendtest.Random(uint64(100+i), 200000)
+			h := backendtest.HandleFor(backend.PackFile, data)
+			if err := be.Save(t.Context(), h, backend.NewByteReader(data, false)); err != nil {
+				errs <- err
+				return
+			}
+			got, err := backend.LoadAll(t.Context(), be, h)
+			if err == nil && !bytes.Equal(got, data) {
+				err = errors.New("wrong data")
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if p.Accepted() < 2 {
+		t.Errorf("the backend never tried a second connection (%d accepted)", p.Accepted())
+	}
+	if warnings.Load() == 0 {
+		t.Error("no warning about the refused extra connection")
+	}
+}
+
+// mustCreate creates the repository with a backend of its own and returns
+// cfg for opening it again.
+func mustCreate(t *testing.T, cfg sftp.Config) sftp.Config {
+	t.Helper()
+	be, err := sftp.Create(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Close()
+	return cfg
+}

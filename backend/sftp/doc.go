@@ -21,7 +21,9 @@
 // group-readable gets 0770 directories and 0440 files, like restic.
 //
 // Operations are spread over up to Config.Connections SSH connections,
-// least loaded first, each dialled when concurrency first needs it. Large
+// least loaded first, each dialled when concurrency first needs it; if
+// the server refuses an extra connection, operations share the open ones.
+// Large
 // reads and writes keep Config.RequestsPerFile requests in flight. When a
 // connection drops, the operation in progress is retried once on a new
 // connection. A done context closes the connection an operation runs on,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cairn-backup/cairn/internal/sshx"
 	"github.com/pkg/sftp"
@@ -65,9 +66,10 @@ func (c *conn) broken(err error) bool {
 // slot holds at most one connection. Operations pick the least loaded
 // slot; a slot dials when it is first used or its connection died.
 type slot struct {
-	lock chan struct{}        // serialises dialing; waiters can abandon it on ctx.Done
-	conn atomic.Pointer[conn] // replaced under lock, read by close without it
-	load atomic.Int32         // operations using or waiting for this slot
+	lock    chan struct{}        // serialises dialing; waiters can abandon it on ctx.Done
+	conn    atomic.Pointer[conn] // replaced under lock, read without it
+	load    atomic.Int32         // operations using or waiting for this slot
+	retryAt atomic.Int64         // UnixNano before which a failed slot is passed over
 }
 
 // pool spreads operations over up to len(slots) connections.
@@ -76,45 +78,98 @@ type pool struct {
 	opts   []sftp.ClientOption
 	slots  []*slot
 	closed atomic.Bool
+	warn   func(string, ...any)
 }
 
-func newPool(d *sshx.Dialer, n uint, opts []sftp.ClientOption) *pool {
-	p := &pool{dialer: d, opts: opts}
+func newPool(d *sshx.Dialer, n uint, opts []sftp.ClientOption, warn func(string, ...any)) *pool {
+	p := &pool{dialer: d, opts: opts, warn: warn}
 	for range n {
 		p.slots = append(p.slots, &slot{lock: make(chan struct{}, 1)})
 	}
 	return p
 }
 
+// redialAfter is how long a slot whose dial failed is passed over while
+// other connections are up (a server limiting connections per user, for
+// example, refuses the extra ones).
+const redialAfter = 30 * time.Second
+
 // acquire returns a live connection from the least loaded slot (or from
 // want, if not nil), dialing one if needed. release must be called with
-// the slot afterwards.
+// the slot afterwards. If dialing an extra connection fails while others
+// are up, the operation shares a live one instead.
 func (p *pool) acquire(ctx context.Context, want *slot) (*slot, *conn, error) {
 	if p.closed.Load() {
 		return nil, nil, errClosed
 	}
 	best := want
 	if best == nil {
-		// Least loaded wins; among equals the lowest index, so a
-		// sequential user keeps reusing one connection and more are
-		// dialled only when operations overlap.
-		best = p.slots[0]
-		for _, s := range p.slots[1:] {
-			if s.load.Load() < best.load.Load() {
-				best = s
-			}
-		}
+		best = p.pick(time.Now())
 	}
 	best.load.Add(1)
 	c, err := p.connect(ctx, best)
-	if err != nil {
-		best.load.Add(-1)
-		return nil, nil, err
+	if err == nil {
+		return best, c, nil
 	}
-	return best, c, nil
+	best.load.Add(-1)
+	if ctx.Err() == nil && !p.closed.Load() {
+		if alt := p.pickLive(); alt != nil {
+			best.retryAt.Store(time.Now().Add(redialAfter).UnixNano())
+			p.warnf("sftp: an extra connection to %s failed, sharing an open one for %s: %v", p.dialer, redialAfter, err)
+			alt.load.Add(1)
+			if c := alt.conn.Load(); c != nil && !c.isDead() {
+				return alt, c, nil
+			}
+			alt.load.Add(-1)
+		}
+	}
+	return nil, nil, err
+}
+
+// pick returns the least loaded slot; among equals the lowest index, so a
+// sequential user keeps reusing one connection and more are dialled only
+// when operations overlap. Slots whose last dial failed recently are
+// passed over while some connection is up.
+func (p *pool) pick(now time.Time) *slot {
+	anyLive := p.pickLive() != nil
+	var best *slot
+	for _, s := range p.slots {
+		if anyLive && !s.live() && s.retryAt.Load() > now.UnixNano() {
+			continue
+		}
+		if best == nil || s.load.Load() < best.load.Load() {
+			best = s
+		}
+	}
+	if best == nil {
+		best = p.slots[0]
+	}
+	return best
+}
+
+// pickLive returns the least loaded slot with a live connection, or nil.
+func (p *pool) pickLive() *slot {
+	var best *slot
+	for _, s := range p.slots {
+		if s.live() && (best == nil || s.load.Load() < best.load.Load()) {
+			best = s
+		}
+	}
+	return best
+}
+
+func (s *slot) live() bool {
+	c := s.conn.Load()
+	return c != nil && !c.isDead()
 }
 
 func (p *pool) release(s *slot) { s.load.Add(-1) }
+
+func (p *pool) warnf(format string, args ...any) {
+	if p.warn != nil {
+		p.warn(format, args...)
+	}
+}
 
 // connect returns s's connection, replacing a dead one.
 func (p *pool) connect(ctx context.Context, s *slot) (*conn, error) {

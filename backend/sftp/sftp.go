@@ -141,7 +141,7 @@ func open(ctx context.Context, cfg Config) (*Backend, error) {
 			sftp.UseConcurrentWrites(true),
 			sftp.UseConcurrentReads(true),
 			sftp.MaxConcurrentRequestsPerFile(cfg.RequestsPerFile),
-		}),
+		}, cfg.Warnf),
 		dirMode:  0o700,
 		fileMode: 0o600,
 	}

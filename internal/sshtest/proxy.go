@@ -13,10 +13,12 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu     sync.Mutex
-	frozen bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	frozen  bool
+	refuse  bool
+	accepts int
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 // NewProxy forwards a new loopback port to target until the test ends.
@@ -48,6 +50,23 @@ func (p *Proxy) Freeze() {
 	p.mu.Unlock()
 }
 
+// RefuseNew makes the proxy close new connections at once (on true), like
+// a server that limits how many connections a user may open; open ones
+// keep working.
+func (p *Proxy) RefuseNew(refuse bool) {
+	p.mu.Lock()
+	p.refuse = refuse
+	p.mu.Unlock()
+}
+
+// Accepted returns how many connections the proxy has accepted so far,
+// refused ones included.
+func (p *Proxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepts
+}
+
 // Drop closes every open connection (the client sees a reset or EOF).
 // New connections are still forwarded.
 func (p *Proxy) Drop() int {
@@ -73,6 +92,14 @@ func (p *Proxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		p.accepts++
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
 		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
