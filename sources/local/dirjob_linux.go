@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -209,7 +210,7 @@ func (p *pool) runChunk(c *chunkJob, sc *scratch) {
 	}
 	j := c.dir
 	w := p.walk
-	c.entries = make([]sources.Entry, 0, c.hi-c.lo)
+	c.entries = getEntries()
 	c.subdirs = make([]*dirJob, 0, c.hi-c.lo)
 	// Children's snapshot paths are the tail of their host paths whenever
 	// the directory's are: then one string serves for both.
@@ -298,6 +299,28 @@ func (p *pool) runChunk(c *chunkJob, sc *scratch) {
 
 // drop removes the entry being filled in.
 func (c *chunkJob) drop() { c.entries = c.entries[:len(c.entries)-1] }
+
+// entryPool recycles the entry arrays of chunks: the Visitor may keep no
+// pointer into them past its call (sources.Visitor), and a walk of 200k
+// files would otherwise allocate 50 MB of entries.
+var entryPool = sync.Pool{New: func() any {
+	s := make([]sources.Entry, 0, chunkSize)
+	return &s
+}}
+
+func getEntries() []sources.Entry {
+	return (*entryPool.Get().(*[]sources.Entry))[:0]
+}
+
+// release returns the chunk's entries to the pool once the walk has
+// visited them.
+func (c *chunkJob) release() {
+	entries := c.entries[:cap(c.entries)]
+	clear(entries) // drop references to paths, attributes and closures
+	entries = entries[:0]
+	c.entries = nil
+	entryPool.Put(&entries)
+}
 
 // fail records a problem before the next entry.
 func (c *chunkJob) fail(path string, err error) {

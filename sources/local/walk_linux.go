@@ -337,10 +337,12 @@ func (w *walker) dir(e *sources.Entry, j *dirJob) error {
 		case <-w.ctx.Done():
 			return w.ctx.Err()
 		}
-		if err := w.chunk(c); err != nil {
+		err := w.chunk(c)
+		c.release()
+		if err != nil {
 			return err
 		}
-		j.chunks[i] = nil // let the collector have it
+		j.chunks[i] = nil // let the collector have the rest
 	}
 	if err := w.ctx.Err(); err != nil {
 		return err
