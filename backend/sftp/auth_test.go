@@ -3,6 +3,7 @@ package sftp_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,4 +173,37 @@ func TestWrongKeyRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "authentication failed") || !strings.Contains(err.Error(), cfg.Key) {
 		t.Fatalf("Open with an unauthorized key: err = %v, want an authentication error naming the key", err)
 	}
+}
+
+// TestUnreachable: a refused connection and an unknown host name give
+// errors that name the backend, the host and the cause, quickly.
+func TestUnreachable(t *testing.T) {
+	isolate(t)
+	s := sshtest.Start(t)
+	refused := config(t, s, "/repo")
+	refused.Port = freePort(t)
+	unknown := config(t, s, "/repo")
+	unknown.Host = "cairn-test-host.invalid"
+	for name, tc := range map[string]struct {
+		cfg  sftp.Config
+		want string
+	}{
+		"refused": {refused, "connection refused"},
+		"unknown": {unknown, "cairn-test-host.invalid"},
+	} {
+		_, err := sftp.Open(t.Context(), tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "sftp") {
+			t.Errorf("%s: Open = %v, want an error naming sftp and %q", name, err, tc.want)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"syscall"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/pkg/sftp"
@@ -114,8 +115,9 @@ func (b *Backend) saveOn(c *conn, name string, rd backend.RewindReader, retry bo
 }
 
 // explainWriteError turns OpenSSH's generic failure on a full disk into a
-// clear error (the SFTP protocol has a "no space" code, but sftp-server
-// sends "failure").
+// clear error wrapping syscall.ENOSPC, which retry logic can treat as
+// permanent (the SFTP protocol has a "no space" code, but sftp-server sends
+// "failure").
 func (b *Backend) explainWriteError(c *conn, dir string, size int64, err error) error {
 	var se *sftp.StatusError
 	if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure {
@@ -129,7 +131,7 @@ func (b *Backend) explainWriteError(c *conn, dir string, size int64, err error) 
 		return err
 	}
 	if st.Favail == 0 || st.Frsize*st.Bavail < uint64(size) {
-		return fmt.Errorf("no space left on the server's disk (%d bytes free, %d needed): %w", st.Frsize*st.Bavail, size, err)
+		return fmt.Errorf("no space left on the server's disk (%d bytes free, %d needed): %w: %w", st.Frsize*st.Bavail, size, syscall.ENOSPC, err)
 	}
 	return err
 }
