@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/cairn-backup/cairn/backend/backendtest"
 	"github.com/cairn-backup/cairn/internal/oracle"
 	"github.com/cairn-backup/cairn/internal/sshtest"
+	"github.com/cairn-backup/cairn/internal/testtools"
 )
 
 // resticSFTP returns restic's repository string and the "-o sftp.args=…"
@@ -48,6 +50,9 @@ func listNames(t *testing.T, be backend.Backend, ft backend.FileType) map[string
 func TestResticInterop(t *testing.T) {
 	r := oracle.New(t) // before isolate: the tool cache is under the real $HOME
 	isolate(t)
+	if _, err := exec.LookPath("ssh"); err != nil {
+		testtools.Unavailable(t, "restic's SFTP backend runs the ssh client (openssh-client): %v", err)
+	}
 	s := sshtest.Start(t)
 
 	// cairn creates the layout, restic initialises into it.

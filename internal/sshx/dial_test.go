@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-backup/cairn/internal/sshtest"
 	"github.com/cairn-backup/cairn/internal/sshx"
+	"github.com/cairn-backup/cairn/internal/testtools"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -113,7 +114,7 @@ func TestUnknownHostKeyRefused(t *testing.T) {
 
 	// The printed command must really add the key.
 	if _, err := exec.LookPath("ssh-keyscan"); err != nil {
-		t.Skip("ssh-keyscan (openssh-client) not installed; the rest checks the printed command")
+		testtools.Unavailable(t, "ssh-keyscan (openssh-client) is needed to run the printed command: %v", err)
 	}
 	if out, err := exec.Command("sh", "-c", unknown.AddCommand).CombinedOutput(); err != nil {
 		t.Fatalf("running %q: %v\n%s", unknown.AddCommand, err, out)
