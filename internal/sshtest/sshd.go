@@ -30,7 +30,8 @@ type Options struct {
 	HostKeyTypes []KeyType
 	// AuthorizedKeys are accepted in addition to the generated user key.
 	AuthorizedKeys []ssh.PublicKey
-	// ExtraConfig lines ("Keyword value") are appended to sshd_config.
+	// ExtraConfig lines ("Keyword value") are added to sshd_config, ahead
+	// of the defaults, which they override (for example "LogLevel DEBUG1").
 	ExtraConfig []string
 }
 
@@ -208,6 +209,11 @@ func (s *Server) writeConfig(opts Options, u *user.User) error {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	line("# sshd_config written by cairn's internal/sshtest for one test")
+	// sshd keeps the first value of a keyword: the test's lines go first
+	// so that they override the defaults below.
+	for _, l := range opts.ExtraConfig {
+		line("%s", l)
+	}
 	line("ListenAddress %s", s.Addr())
 	for _, k := range s.HostKeys {
 		line("HostKey %s", k.Path)
@@ -237,9 +243,6 @@ func (s *Server) writeConfig(opts Options, u *user.User) error {
 	line("MaxSessions 64")
 	line("MaxAuthTries 10")
 	line("LoginGraceTime 30")
-	for _, l := range opts.ExtraConfig {
-		line("%s", l)
-	}
 	s.cfgPath = filepath.Join(s.Dir, "sshd_config")
 	return writeFile(s.cfgPath, []byte(b.String()), 0o600)
 }
