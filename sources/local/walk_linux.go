@@ -43,6 +43,14 @@ type mark struct {
 // never applies excludes or OneFileSystem to the targets themselves, and
 // skips a directory it cannot open or list (after OnError). The context
 // ends the walk early with its error.
+//
+// The Excluder is called from several goroutines, one call at a time.
+// When it also has the methods of sources/filter.Filter, the walk follows
+// restic exactly: ExcludedByName before an entry is stat'ed (an excluded
+// entry costs nothing and raises no error), ExcludedByMetadata after, and
+// ExcludedContents to keep a marked directory with only its marker file.
+// A plain sources.Excluder gets Excluded after stat and leaves a directory
+// out entirely when ExcludedByContents says so.
 func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.Visitor) error {
 	if s.closed.Load() {
 		return errClosed
