@@ -89,3 +89,19 @@ func TestRegistryNeverShowsPassword(t *testing.T) {
 		t.Errorf("scrubbed error lost its chain: %v", err)
 	}
 }
+
+// Strings the registry cannot parse are never echoed beyond their scheme:
+// "user:password@host:/repo" without "sftp:" must not show the password.
+func TestUnparsedLocationNotEchoed(t *testing.T) {
+	const secret = "hunter2"
+	r := newRegistry(t, new([]fakeConfig))
+	for _, s := range []string{"alice:" + secret + "@host:/repo", "b2:alice:" + secret + "@bucket", "swift:" + secret + ":/x"} {
+		_, err := r.Parse(s, nil)
+		if err == nil {
+			t.Fatalf("Parse(%q) accepted", s)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}

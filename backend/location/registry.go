@@ -204,12 +204,14 @@ func (r *Registry) Parse(s string, opts Options) (*Location, error) {
 	switch {
 	case isScheme:
 		e = r.schemes[name]
+	// The two errors below do not quote the location: nothing says
+	// which part of an unparsed string is a secret.
 	case isResticScheme(name):
-		return nil, fmt.Errorf("repository %s: %w: cairn has no %s backend (available: %s)",
-			r.StripPassword(s), ErrUnsupported, name, strings.Join(r.Schemes(), ", "))
+		return nil, fmt.Errorf("repository location %q…: %w: cairn has no %s backend (available: %s)",
+			name+":", ErrUnsupported, name, strings.Join(r.Schemes(), ", "))
 	case !isPath(s) && strings.ContainsRune(s, ':'):
-		return nil, fmt.Errorf("repository %s: invalid backend %q; if the repository is in a local directory, add a \"local:\" prefix",
-			StripURLPassword(s), name)
+		return nil, fmt.Errorf("repository location %q…: invalid backend %q; if the repository is in a local directory, add a \"local:\" prefix",
+			name+":", name)
 	default:
 		e = r.schemes["local"]
 		if e == nil {
