@@ -28,6 +28,11 @@ var (
 // all workers and the visitor can start on it early.
 const chunkSize = 64
 
+// chunksAhead bounds the chunks of one directory queued before the walk
+// reaches them: a directory of millions of files must not be held in
+// memory as entries, only as names (as restic holds it).
+const chunksAhead = 8
+
 // dirJob reads one directory the walk descends into.
 type dirJob struct {
 	key       []uint32
@@ -52,6 +57,7 @@ type dirJob struct {
 	marked  bool     // a marker file excludes the contents ...
 	keep    []string // ... except these names
 	chunks  []*chunkJob
+	queued  int // chunks[:queued] have been queued or run; the walker queues the rest
 }
 
 func newDirJob(key []uint32, parentFD int, name, host, snap string, e *sources.Entry, targetDev uint64) *dirJob {
@@ -116,22 +122,32 @@ func (p *pool) runDir(j *dirJob, sc *scratch) {
 		close(j.done)
 		return
 	}
-	var first *chunkJob
 	for lo := 0; lo < len(j.names); lo += chunkSize {
-		c := &chunkJob{
+		j.chunks = append(j.chunks, &chunkJob{
 			key: childKey(j.key, uint32(len(j.chunks))), dir: j,
 			lo: lo, hi: min(lo+chunkSize, len(j.names)), done: make(chan struct{}),
-		}
-		j.chunks = append(j.chunks, c)
-		if first == nil {
-			first = c
-		} else {
-			p.q.push(task{key: c.key, chunk: c})
-		}
+		})
+	}
+	// This worker does the first chunk itself, right after releasing the
+	// walk to visit the directory; a few more go to the other workers.
+	j.queued = min(len(j.chunks), chunksAhead)
+	for _, c := range j.chunks[min(1, j.queued):j.queued] {
+		p.q.push(task{key: c.key, chunk: c})
 	}
 	close(j.done)
-	if first != nil {
-		p.runChunk(first, sc)
+	if len(j.chunks) > 0 {
+		p.runChunk(j.chunks[0], sc)
+	}
+}
+
+// queueNext queues the next chunk of j that is not queued yet; the walk
+// calls it as it finishes a chunk, so chunksAhead stay in flight. Only the
+// walking goroutine calls it, after j.done.
+func (p *pool) queueNext(j *dirJob) {
+	if j.queued < len(j.chunks) {
+		c := j.chunks[j.queued]
+		j.queued++
+		p.q.push(task{key: c.key, chunk: c})
 	}
 }
 

@@ -5,6 +5,7 @@ package local_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,4 +413,36 @@ func (v *eventVisitor) Visit(_ context.Context, e *sources.Entry) error {
 func (v *eventVisitor) LeaveDir(_ context.Context, p string) error {
 	*v.events = append(*v.events, "leave "+p)
 	return nil
+}
+
+// TestLargeDirectoryBounded checks that the walk does not lstat a large
+// directory far ahead of the visitor: its entries would all sit in memory.
+func TestLargeDirectoryBounded(t *testing.T) {
+	base := t.TempDir()
+	const n = 5000
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(base, fmt.Sprintf("f%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var statted atomic.Int64
+	restore := local.SetTestHooks(nil, func(string) { statted.Add(1) })
+	defer restore()
+	var ahead int64 = -1
+	err := mustNew(t, base).Walk(t.Context(), sources.WalkOptions{}, visitFunc(func(e *sources.Entry) {
+		if ahead < 0 && strings.HasSuffix(e.Path, "/f00000") {
+			time.Sleep(200 * time.Millisecond) // the workers run ahead meanwhile, as far as allowed
+			ahead = statted.Load()
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Eight chunks of 64 entries may be in flight beyond the one visited.
+	if ahead < 64 || ahead > 9*64 {
+		t.Errorf("%d of %d entries lstat()ed while the visitor was on the first one, want between 64 and %d", ahead, n, 9*64)
+	}
+	if got := statted.Load(); got != n {
+		t.Errorf("%d entries lstat()ed in all, want %d", got, n)
+	}
 }

@@ -340,6 +340,7 @@ func (w *walker) dir(e *sources.Entry, j *dirJob) error {
 		return err
 	}
 	for i, c := range j.chunks {
+		w.pool.queueNext(j)
 		select {
 		case <-c.done:
 		case <-w.ctx.Done():
