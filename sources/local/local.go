@@ -41,6 +41,7 @@ func (o Options) ApplyDefaults() Options {
 // each Walk is independent.
 type Source struct {
 	targets []string // as given
+	cwd     string   // working directory when New ran: relative targets are relative to it
 	info    sources.Info
 	opts    Options
 	owners  *owners
@@ -61,7 +62,11 @@ func New(targets []string, opts Options) (*Source, error) {
 	if len(targets) == 0 {
 		return nil, errors.New("local source: no targets")
 	}
-	s := &Source{targets: append([]string(nil), targets...), opts: opts.ApplyDefaults(), owners: newOwners()}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("local source: working directory: %w", err)
+	}
+	s := &Source{targets: append([]string(nil), targets...), cwd: cwd, opts: opts.ApplyDefaults(), owners: newOwners()}
 	for _, t := range targets {
 		if t == "" {
 			return nil, errors.New("local source: empty target")
@@ -69,11 +74,7 @@ func New(targets []string, opts Options) (*Source, error) {
 		if _, err := os.Lstat(t); err != nil {
 			return nil, fmt.Errorf("local source: target %w", err)
 		}
-		abs, err := filepath.Abs(t)
-		if err != nil {
-			return nil, fmt.Errorf("local source: target %s: %w", t, err)
-		}
-		s.info.Paths = append(s.info.Paths, abs)
+		s.info.Paths = append(s.info.Paths, s.abs(t))
 	}
 	s.info.Hostname = opts.Hostname
 	if s.info.Hostname == "" {
@@ -85,6 +86,16 @@ func New(targets []string, opts Options) (*Source, error) {
 	}
 	s.info.Has = everything
 	return s, nil
+}
+
+// abs makes p absolute against the working directory New saw, cleaned, as
+// filepath.Abs would have then: the walk must not depend on where the
+// process has moved since.
+func (s *Source) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(s.cwd, p)
 }
 
 // Existing returns the targets that exist, in order, and an error for each

@@ -446,3 +446,21 @@ func TestLargeDirectoryBounded(t *testing.T) {
 		t.Errorf("%d entries lstat()ed in all, want %d", got, n)
 	}
 }
+
+// TestRelativeTargetsKeepTheirDirectory checks that relative targets mean
+// what they meant when New ran, even after the process changes directory.
+func TestRelativeTargetsKeepTheirDirectory(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	makeFiles(t, a, "x/in-a")
+	makeFiles(t, b, "x/in-b")
+	t.Chdir(a)
+	src := mustNew(t, "x", ".")
+	t.Chdir(b)
+	entries, _ := collect(t, src, sources.WalkOptions{})
+	if _, ok := entries["/x/in-a"]; !ok || entries["/x/in-b"] != nil {
+		t.Errorf("walked %v, want a's x", entries)
+	}
+	if got := src.Info().Paths; !slices.Equal(got, []string{a + "/x", a}) {
+		t.Errorf("Info().Paths = %q", got)
+	}
+}

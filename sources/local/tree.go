@@ -82,8 +82,9 @@ func rootOf(p string) string {
 }
 
 // resolveTargets cleans the targets and replaces those without components
-// ("." "/" "..") by their directory entries, which are not explicit.
-func resolveTargets(targets []string) ([]target, error) {
+// ("." "/" "..") by their directory entries, which are not explicit. abs
+// makes a path absolute for listing.
+func resolveTargets(targets []string, abs func(string) string) ([]target, error) {
 	var out []target
 	for _, t := range targets {
 		t = filepath.Clean(t)
@@ -91,7 +92,7 @@ func resolveTargets(targets []string) ([]target, error) {
 			out = append(out, target{t, true})
 			continue
 		}
-		names, err := readDirNames(t)
+		names, err := readDirNames(abs(t))
 		if err != nil {
 			return nil, err
 		}

@@ -55,11 +55,11 @@ func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.V
 	if s.closed.Load() {
 		return errClosed
 	}
-	targets, err := resolveTargets(s.targets)
+	targets, err := resolveTargets(s.targets, s.abs)
 	if err != nil {
 		return err
 	}
-	root, err := buildTree(targets, absPath)
+	root, err := buildTree(targets, s.abs)
 	if err != nil {
 		return fmt.Errorf("local source: %w", err)
 	}
@@ -71,7 +71,7 @@ func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.V
 		w.devs = map[string]uint64{}
 		for _, t := range s.targets {
 			var st fileStat
-			p := absPath(t)
+			p := s.abs(t)
 			if err := lstatAt(unix.AT_FDCWD, p, cstr(p), &st); err != nil {
 				return fmt.Errorf("local source: %w", &fs.PathError{Op: "lstat", Path: p, Err: err})
 			}
@@ -90,15 +90,6 @@ func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.V
 		return err
 	}
 	return v.LeaveDir(ctx, "")
-}
-
-// absPath makes a cleaned path absolute against the working directory.
-func absPath(p string) string {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return p // only when the working directory is gone; lstat will say so
-	}
-	return abs
 }
 
 // fail hands a problem with path to OnError: nil means skip and go on.
