@@ -1,0 +1,70 @@
+// Command cairn reads and writes restic repositories: it shares restic's
+// commands, flags, environment variables, JSON output and exit codes for
+// init, backup, snapshots, ls, cat, restore, key, unlock and version, so a
+// script or a Kubernetes CronJob written for restic runs unchanged.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit status. SIGINT and
+// SIGTERM cancel the command's context: the pipelines stop, the lock is
+// released, the repository stays valid, and the status is 130. A second
+// signal ends the process at once.
+func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		fmt.Fprintf(stderr, "\rsignal %v received, cleaning up\n", s)
+		cancel()
+		if _, ok := <-sigs; ok {
+			fmt.Fprintf(stderr, "second signal received, exiting without cleaning up\n")
+			os.Exit(exitInterrupted)
+		}
+	}()
+
+	a := &app{stdin: stdin, stdinFile: stdin}
+	root := newRootCommand(a, stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	code := exitCode(ctx, err)
+	if code == exitOK {
+		return exitOK
+	}
+	if err == nil && code != exitInterrupted {
+		return code
+	}
+	msg := exitMessage(code, err)
+	if a.backends != nil {
+		// Last line of defence: a location quoted in an error message
+		// must not show its password.
+		msg = a.backends.StripPassword(msg)
+	}
+	if a.term == nil {
+		fmt.Fprintln(stderr, msg)
+		return code
+	}
+	if a.gopts.JSON {
+		a.term.errorJSON(exitErrorJSON{MessageType: "exit_error", Code: code, Message: msg})
+	} else {
+		a.term.Error(msg)
+	}
+	return code
+}
