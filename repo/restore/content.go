@@ -73,6 +73,7 @@ func (rs *restorer) planContent() (simple []*fileEntry, jobs []*packJob) {
 		case f.skip:
 			rs.filesSkipped.Add(1)
 			rs.bytesSkipped.Add(int64(f.node.Size))
+			rs.opts.Progress.addBytes(int64(f.node.Size))
 			rs.opts.Progress.fileDone()
 			continue
 		case f.dir.failed:
@@ -240,6 +241,7 @@ func (rs *restorer) restoreSimple(f *fileEntry) {
 		_ = fh.Close() // opened for reading: nothing to lose
 		rs.filesSkipped.Add(1)
 		rs.bytesSkipped.Add(int64(f.node.Size))
+		rs.opts.Progress.addBytes(int64(f.node.Size))
 		return
 	}
 	fd := -1

@@ -102,9 +102,9 @@ func openRead(p string) (*os.File, error) {
 // compareFile reads an existing regular file and reports which of the
 // node's blobs it already holds, like restic: with trustMtime a file whose
 // size and modification time match counts as correct unread. A file that
-// cannot be read, is not a regular file, has other hard links (rewriting it
-// in place would change them too) or holds a blob the index does not know
-// gets nil: it is restored from scratch. Only a cancelled ctx is an error.
+// cannot be read, is not a regular file, holds a blob the index does not
+// know, or needs changes but has other hard links gets nil: it is restored
+// from scratch. Only a cancelled ctx is an error.
 func (rs *restorer) compareFile(ctx context.Context, f *fileEntry, buf *[]byte, trustMtime bool) (*fileState, error) {
 	fh, err := openRead(f.path)
 	if err != nil {
@@ -112,7 +112,7 @@ func (rs *restorer) compareFile(ctx context.Context, f *fileEntry, buf *[]byte, 
 	}
 	defer func() { _ = fh.Close() }()
 	var st unix.Stat_t
-	if err := unix.Fstat(int(fh.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink > 1 {
+	if err := unix.Fstat(int(fh.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, nil
 	}
 	s := &fileState{sizeMatches: uint64(st.Size) == f.node.Size}
@@ -144,6 +144,12 @@ func (rs *restorer) compareFile(ctx context.Context, f *fileEntry, buf *[]byte, 
 		}
 		s.matches[i] = blob.Hash(b) == id
 		off += int64(n)
+	}
+	if st.Nlink > 1 && s.needsRestore() {
+		// Writing into it would change the other names too (restic does,
+		// and then even leaves the blobs it found right as zeros in the
+		// new file it makes): start over.
+		return nil, nil
 	}
 	return s, nil
 }

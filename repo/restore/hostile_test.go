@@ -70,7 +70,7 @@ func (tw *treeWriter) tree(nodes ...*tree.Node) blob.ID {
 	return id
 }
 
-// snapshot flushes and saves a snapshot of root.
+// snapshot flushes and saves a snapshot of root; the writer can go on.
 func (tw *treeWriter) snapshot(root blob.ID) *repo.Snapshot {
 	tw.t.Helper()
 	if err := tw.w.Flush(context.Background()); err != nil {
@@ -80,6 +80,11 @@ func (tw *treeWriter) snapshot(root blob.ID) *repo.Snapshot {
 	if _, err := tw.r.SaveSnapshot(context.Background(), sn); err != nil {
 		tw.t.Fatal(err)
 	}
+	w, err := tw.r.NewBlobWriter(context.Background())
+	if err != nil {
+		tw.t.Fatal(err)
+	}
+	tw.w = w
 	return sn
 }
 

@@ -1,0 +1,248 @@
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/internal/testtree"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/restore"
+	"github.com/cairn-backup/cairn/repo/tree"
+)
+
+// smallTree builds a fixture tree and backs it up into an in-memory
+// repository.
+func smallTree(t *testing.T) (string, *repo.Repository, *repo.Snapshot) {
+	t.Helper()
+	src := t.TempDir()
+	testtree.MakeRemovable(t, src)
+	testtree.Build(t, src, testtree.Options{SmallFiles: 30})
+	r, _ := newRepo(t, false, repo.InitOptions{})
+	return src, r, backupDir(t, r, src)
+}
+
+// A dry run counts what a real run does and changes nothing.
+func TestRestoreDryRun(t *testing.T) {
+	_, r, sn := smallTree(t)
+	target := newTarget(t)
+	dry, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dry run made the target: %v", err)
+	}
+	real, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.FilesRestored == 0 || dry.FilesRestored != real.FilesRestored || dry.BytesRestored != real.BytesRestored ||
+		dry.Dirs != real.Dirs || dry.Others != real.Others || dry.HardLinks != real.HardLinks {
+		t.Errorf("dry run %+v, real run %+v", dry, real)
+	}
+	// Over the restored tree, a dry run finds every file already right.
+	again, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.FilesRestored != 0 || again.FilesSkipped != real.FilesRestored {
+		t.Errorf("dry run over a complete restore: %+v", again)
+	}
+}
+
+// Restoring over a complete restore rewrites nothing (every file is read
+// and found right, or trusted by size and mtime) and leaves the same tree;
+// Progress ends with every file and byte accounted for.
+func TestRestoreAgainSkipsCorrectFiles(t *testing.T) {
+	src, r, sn := smallTree(t)
+	target := newTarget(t)
+	first, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []restore.Overwrite{restore.OverwriteAlways, restore.OverwriteIfChanged} {
+		var p restore.Progress
+		res, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target, Overwrite: mode, Progress: &p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.FilesRestored != 0 || res.FilesSkipped != first.FilesRestored || res.BytesSkipped != first.BytesRestored {
+			t.Errorf("%v: %+v after %+v", mode, res, first)
+		}
+		if !p.TotalsKnown.Load() || p.FilesDone.Load() != p.FilesTotal.Load() || p.BytesDone.Load() != p.BytesTotal.Load() || p.Errors.Load() != 0 {
+			t.Errorf("%v: progress files %d/%d bytes %d/%d errors %d", mode, p.FilesDone.Load(), p.FilesTotal.Load(), p.BytesDone.Load(), p.BytesTotal.Load(), p.Errors.Load())
+		}
+		testtree.Compare(t, src, target, compareOpts())
+	}
+}
+
+// With Sparse, all-zero blobs (the zero chunk and shorter runs of zeros)
+// become holes and the logical size is kept; without it the zeros are
+// written.
+func TestRestoreSparse(t *testing.T) {
+	src, r, sn := smallTree(t)
+	for _, sparse := range []bool{false, true} {
+		target := newTarget(t)
+		if _, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target, Sparse: sparse}); err != nil {
+			t.Fatal(err)
+		}
+		opts := compareOpts()
+		opts.Sparse = sparse
+		testtree.Compare(t, src, target, opts)
+		for _, name := range []string{"files/zeros.bin", "files/sparse.img"} {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(target, name), &st); err != nil {
+				t.Fatal(err)
+			}
+			holes := st.Blocks*512 < st.Size
+			if holes != sparse {
+				t.Errorf("sparse=%v: %s has %d blocks for %d bytes", sparse, name, st.Blocks, st.Size)
+			}
+			if name == "files/zeros.bin" && sparse && st.Blocks != 0 {
+				t.Errorf("%s: %d blocks for a file of zeros", name, st.Blocks)
+			}
+		}
+	}
+}
+
+// Verify reads back what was written; a file that does not match the
+// snapshot (here a node whose size disagrees with its content) fails it.
+func TestRestoreVerify(t *testing.T) {
+	r, _ := newRepo(t, false, repo.InitOptions{})
+	tw := newTreeWriter(t, r)
+	good := fileNode("good", tw.data("12345"))
+	good.Size = 5
+	bad := fileNode("bad", tw.data("abcde"))
+	bad.Size = 3
+	sn := tw.snapshot(tw.tree(bad, good))
+	var warned []string
+	res, err := restore.Run(context.Background(), r, sn, "", restore.Options{
+		Target: newTarget(t), Verify: true,
+		Warn: func(p string, err error) { warned = append(warned, p) },
+	})
+	if !errors.Is(err, restore.ErrIncomplete) || len(res.Failures) != 1 || res.Failures[0].Path != "/bad" ||
+		!errors.Is(res.Failures[0].Err, restore.ErrVerify) || res.Verified != 1 {
+		t.Fatalf("error %v, result %+v", err, res)
+	}
+	if !slices.Equal(warned, []string{"/bad"}) || res.Warnings != 1 {
+		t.Errorf("warnings %v (%d)", warned, res.Warnings)
+	}
+}
+
+// The restore holds a shared lock: an exclusive lock held by someone else
+// stops it (unless NoLock), and it leaves no lock behind.
+func TestRestoreLocking(t *testing.T) {
+	_, r, sn := smallTree(t)
+	ctx := context.Background()
+	_, held, err := r.Lock(ctx, true, repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = restore.Run(ctx, r, sn, "", restore.Options{Target: newTarget(t)})
+	var le *repo.LockedError
+	if !errors.As(err, &le) {
+		t.Fatalf("restore under an exclusive lock: %v", err)
+	}
+	if _, err := restore.Run(ctx, r, sn, "", restore.Options{Target: newTarget(t), NoLock: true}); err != nil {
+		t.Fatalf("with NoLock: %v", err)
+	}
+	if err := held.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Run(ctx, r, sn, "", restore.Options{Target: newTarget(t)}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := r.Backend().List(ctx, backend.LockFile, func(backend.FileInfo) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("%d lock files left (%v)", n, err)
+	}
+}
+
+// --include-xattr and --exclude-xattr pick the attributes restored.
+func TestRestoreXattrPatterns(t *testing.T) {
+	_, r, sn := smallTree(t)
+	for _, c := range []struct {
+		opts restore.Options
+		want []string
+	}{
+		{restore.Options{ExcludeXattr: []string{"user.big", "user.b*y"}}, []string{"user.a", "user.empty", "user.text", "user.ünïcode name"}},
+		{restore.Options{IncludeXattr: []string{"user.[at]*"}}, []string{"user.a", "user.text"}},
+	} {
+		target := newTarget(t)
+		c.opts.Target = target
+		if _, err := restore.Run(context.Background(), r, sn, "", c.opts); err != nil {
+			t.Fatal(err)
+		}
+		got := xattrNames(t, filepath.Join(target, "xattrs/file"))
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%+v: xattrs %q, want %q", c.opts, got, c.want)
+		}
+	}
+}
+
+func xattrNames(t *testing.T, p string) []string {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range strings.Split(string(buf[:n]), "\x00") {
+		if strings.HasPrefix(s, "user.") {
+			names = append(names, s)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// A blob used many times, in one file and across files, is written to
+// every place; the target's metadata is never touched; an empty snapshot
+// makes an empty target.
+func TestRestoreSharedBlobsAndEmpty(t *testing.T) {
+	r, _ := newRepo(t, false, repo.InitOptions{})
+	tw := newTreeWriter(t, r)
+	a, b := tw.data("AAAA"), tw.data("bb")
+	content := []blob.ID{a, b, a, a, b}
+	var nodes []*tree.Node
+	for _, name := range []string{"f1", "f2", "f3"} {
+		n := fileNode(name, content...)
+		n.Size = 16
+		nodes = append(nodes, n)
+	}
+	sn := tw.snapshot(tw.tree(nodes...))
+	empty := tw.snapshot(tw.tree())
+	target := newTarget(t)
+	if err := os.Mkdir(target, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Run(context.Background(), r, empty, "", restore.Options{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(target); len(ents) != 0 {
+		t.Fatalf("empty snapshot restored %d entries", len(ents))
+	}
+	if res, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target, Verify: true}); err != nil {
+		t.Fatal(err, res.Failures)
+	}
+	for _, name := range []string{"f1", "f2", "f3"} {
+		if got, err := os.ReadFile(filepath.Join(target, name)); err != nil || string(got) != "AAAAbbAAAAAAAAbb" {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(target, &st); err != nil || st.Mode&0o7777 != 0o751 {
+		t.Errorf("target mode %o (%v)", st.Mode&0o7777, err)
+	}
+}
