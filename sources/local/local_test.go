@@ -464,3 +464,36 @@ func TestRelativeTargetsKeepTheirDirectory(t *testing.T) {
 		t.Errorf("Info().Paths = %q", got)
 	}
 }
+
+// TestTargetGoneBeforeWalk deletes a target between New and Walk: one
+// OnError call with sources.ErrVanished, whose answer decides whether the
+// walk goes on.
+func TestTargetGoneBeforeWalk(t *testing.T) {
+	base := t.TempDir()
+	makeFiles(t, base, "gone/f", "kept/f")
+	src := mustNew(t, base+"/gone", base+"/kept")
+	if err := os.RemoveAll(base + "/gone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, stop := range []error{nil, errors.New("stop")} {
+		calls := 0
+		var visited []string
+		err := src.Walk(t.Context(), sources.WalkOptions{OnError: func(path string, err error) error {
+			calls++
+			if path != base+"/gone" || !errors.Is(err, sources.ErrVanished) {
+				t.Errorf("OnError(%q, %v)", path, err)
+			}
+			return stop
+		}}, visitFunc(func(e *sources.Entry) { visited = append(visited, e.Path) }))
+		if err != stop {
+			t.Errorf("Walk returned %v, want %v", err, stop)
+		}
+		if calls != 1 {
+			t.Errorf("OnError called %d times, want once", calls)
+		}
+		kept := slices.Contains(visited, strings.TrimPrefix(base, "/")+"/kept/f")
+		if kept != (stop == nil) {
+			t.Errorf("with OnError returning %v, kept/f visited: %v", stop, kept)
+		}
+	}
+}

@@ -116,9 +116,9 @@ func (w *walker) node(snap string, n *vnode) error {
 	if n.leaf() {
 		return w.leaf(snap, n)
 	}
-	e, err := w.inner(snap, n.info)
-	if err != nil {
-		return w.fail(n.info, err)
+	e, stop := w.inner(snap, n.info)
+	if e == nil {
+		return stop
 	}
 	if err := w.visit(e); err != nil {
 		return err
@@ -134,20 +134,21 @@ func (w *walker) node(snap string, n *vnode) error {
 // inner returns the entry of a directory above the targets. Like restic it
 // follows a symlink there, and ignores a permission error listing its
 // extended attributes (directories above the targets often belong to
-// someone else).
-func (w *walker) inner(snap, host string) (*sources.Entry, error) {
+// someone else). Problems go to OnError here: a nil entry means skip it,
+// and stop is set when OnError ends the walk.
+func (w *walker) inner(snap, host string) (e *sources.Entry, stop error) {
 	var s unix.Stat_t
 	if err := unix.Stat(host, &s); err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: host, Err: err}
+		return nil, w.fail(host, &fs.PathError{Op: "stat", Path: host, Err: err})
 	}
 	st := fileStat{
 		mode: s.Mode, uid: s.Uid, gid: s.Gid, nlink: uint64(s.Nlink), ino: s.Ino,
 		size: s.Size, dev: uint64(s.Dev), rdev: uint64(s.Rdev), atime: s.Atim, mtime: s.Mtim, ctime: s.Ctim,
 	}
-	e := &sources.Entry{Path: snap, HostPath: host}
+	e = &sources.Entry{Path: snap, HostPath: host}
 	fill(e, &st)
 	if e.Type != sources.Dir {
-		return nil, fmt.Errorf("%s is not a directory", host)
+		return nil, w.fail(host, fmt.Errorf("%s is not a directory", host))
 	}
 	attrs, listErr, attrErr := readXattrs(cstr(host), w.sc)
 	if listErr != nil && listErr != unix.EACCES && listErr != unix.EPERM {
@@ -172,12 +173,9 @@ func (w *walker) leaf(snap string, n *vnode) error {
 	if !n.explicit && w.ex.byName(host) {
 		return nil
 	}
-	e, err := w.stat(snap, host)
-	if err != nil {
-		return w.fail(host, err)
-	}
+	e, stop := w.stat(snap, host)
 	if e == nil {
-		return nil // vanished, reported
+		return stop
 	}
 	mountPoint := false
 	if !n.explicit {
@@ -194,6 +192,9 @@ func (w *walker) leaf(snap string, n *vnode) error {
 			mountPoint = true
 		}
 	}
+	if ok, stop := w.complete(e); !ok {
+		return stop
+	}
 	if e.Type != sources.Dir {
 		return w.visit(e)
 	}
@@ -207,14 +208,16 @@ func (w *walker) leaf(snap string, n *vnode) error {
 	return w.dir(e, j)
 }
 
-// stat lstat()s a top-level entry by path and fills it in.
-func (w *walker) stat(snap, host string) (*sources.Entry, error) {
+// stat lstat()s a top-level entry by path and fills in its metadata and
+// symlink target; complete does the rest once excludes have been applied.
+// Problems go to OnError here, as in inner.
+func (w *walker) stat(snap, host string) (e *sources.Entry, stop error) {
 	var st fileStat
 	cpath := cstr(host)
 	if err := lstatAt(unix.AT_FDCWD, host, cpath, &st); err != nil {
-		return nil, statError(host, err)
+		return nil, w.fail(host, statError(host, err))
 	}
-	e := &sources.Entry{Path: snap, HostPath: host}
+	e = &sources.Entry{Path: snap, HostPath: host}
 	fill(e, &st)
 	if e.Type == sources.Symlink {
 		buf := make([]byte, 256)
@@ -229,26 +232,34 @@ func (w *walker) stat(snap, host string) (*sources.Entry, error) {
 		}
 		e.LinkTarget = target
 	}
-	attrs, listErr, attrErr := readXattrs(cpath, w.sc)
+	return e, nil
+}
+
+// complete adds what stat leaves out, for an entry that stays: extended
+// attributes, owner names and Open. It returns false when the entry
+// vanished meanwhile (reported).
+func (w *walker) complete(e *sources.Entry) (ok bool, stop error) {
+	host := e.HostPath
+	attrs, listErr, attrErr := readXattrs(cstr(host), w.sc)
 	if listErr != nil {
 		if vanished(listErr) {
-			return nil, w.fail(host, vanishedError("listxattr", host, listErr))
+			return false, w.fail(host, vanishedError("listxattr", host, listErr))
 		}
 		if err := w.fail(host, &fs.PathError{Op: "listxattr", Path: host, Err: listErr}); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
 	if attrErr != nil {
 		if err := w.fail(host, attrErr); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
 	e.Xattrs = attrs
 	e.User, e.Group = w.src.owners.user(e.UID), w.src.owners.group(e.GID)
 	if e.Type == sources.File {
-		e.Open = w.src.opener(host, st.ino, st.dev, st.uid)
+		e.Open = w.src.opener(host, e.Inode, e.DeviceID, e.UID)
 	}
-	return e, nil
+	return true, nil
 }
 
 // markedOut applies the marker rules of a top-level entry's parent
@@ -260,10 +271,10 @@ func (w *walker) markedOut(host string) (bool, error) {
 	parent := filepath.Dir(host)
 	m, ok := w.marked[parent]
 	if !ok {
-		dir, err := w.inner("", parent)
-		if err != nil {
+		dir, stop := w.inner("", parent)
+		if dir == nil {
 			// restic warns and does not exclude when it cannot check.
-			return false, w.fail(parent, err)
+			return false, stop
 		}
 		m = &mark{}
 		m.skipAll, m.marked, m.keep = w.ex.contents(dir, func(name string, n int) ([]byte, error) {
