@@ -266,7 +266,7 @@ func (p *pool) runChunk(c *chunkJob, sc *scratch) {
 					c.fail(host, vanishedError("readlink", host, err))
 					continue
 				}
-				c.fail(host, &fs.PathError{Op: "readlink", Path: host, Err: err})
+				c.failKept(host, &fs.PathError{Op: "readlink", Path: host, Err: err})
 			}
 			e.LinkTarget = target
 		}
@@ -289,10 +289,10 @@ func (p *pool) runChunk(c *chunkJob, sc *scratch) {
 				c.fail(host, vanishedError("listxattr", host, listErr))
 				continue
 			}
-			c.fail(host, &fs.PathError{Op: "listxattr", Path: host, Err: listErr})
+			c.failKept(host, &fs.PathError{Op: "listxattr", Path: host, Err: listErr})
 		}
 		if attrErr != nil {
-			c.fail(host, attrErr)
+			c.failKept(host, attrErr)
 		}
 		e.Xattrs = attrs
 		e.User, e.Group = users.names(w.src.owners, e.UID, e.GID)
@@ -341,6 +341,12 @@ func (c *chunkJob) release() {
 // fail records a problem before the next entry.
 func (c *chunkJob) fail(path string, err error) {
 	c.errs = append(c.errs, entryErr{pos: len(c.entries), path: path, err: err})
+}
+
+// failKept records a problem with the entry being filled in, which stays
+// (without the part that failed): it is reported right before the entry.
+func (c *chunkJob) failKept(path string, err error) {
+	c.errs = append(c.errs, entryErr{pos: len(c.entries) - 1, path: path, err: err})
 }
 
 // vanished reports errors meaning the entry is gone (or is no longer what

@@ -497,3 +497,71 @@ func TestTargetGoneBeforeWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestPathLongerThanPathMax walks below PATH_MAX: listing and lstat work
+// relative to the open directory, but extended attributes and Open need
+// the full path, which the kernel refuses. Each such entry is reported
+// (right before it is visited) and kept without its attributes.
+func TestPathLongerThanPathMax(t *testing.T) {
+	base := t.TempDir()
+	dir, err := os.Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	fd := int(dir.Fd())
+	name := strings.Repeat("n", 250)
+	depth := 0
+	for host := len(base); host <= unix.PathMax; host += len(name) + 1 {
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fd != int(dir.Fd()) {
+			unix.Close(fd)
+		}
+		fd = next
+		depth++
+	}
+	leaf, err := unix.Openat(fd, "leaf", unix.O_CREAT|unix.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(leaf)
+	unix.Close(fd)
+
+	var order []string
+	src := mustNew(t, base)
+	err = src.Walk(t.Context(), sources.WalkOptions{OnError: func(path string, err error) error {
+		if !errors.Is(err, unix.ENAMETOOLONG) {
+			t.Errorf("OnError(%q…, %v)", path[:40], err)
+		}
+		order = append(order, "error "+path)
+		return nil
+	}}, visitFunc(func(e *sources.Entry) { order = append(order, "visit "+e.HostPath) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deepest string
+	errs := 0
+	for i, ev := range order {
+		if host, ok := strings.CutPrefix(ev, "error "); ok {
+			errs++
+			if i+1 >= len(order) || order[i+1] != "visit "+host {
+				t.Errorf("error for %q… not followed by its entry", host[:60])
+			}
+		}
+		if strings.HasSuffix(ev, "/leaf") {
+			deepest = ev
+		}
+	}
+	if !strings.HasPrefix(deepest, "visit ") {
+		t.Errorf("the file below PATH_MAX was not visited (%d levels deep)", depth)
+	}
+	if errs == 0 {
+		t.Error("no entry beyond PATH_MAX was reported")
+	}
+}
