@@ -186,9 +186,7 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 	if err := opts.check(a, args); err != nil {
 		return err
 	}
-	rep := newBackupReporter(a)
-	defer rep.upd.done()
-	p := rep.p
+	p := a.printer()
 
 	incomplete := false
 	var targets []string
@@ -219,6 +217,8 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 	}
 	defer unlock()
 
+	rep := newBackupReporter(a)
+	defer rep.upd.done()
 	src, bopts, err := opts.source(ctx, a, r, targets, args, when, rep)
 	if err != nil {
 		return err
@@ -241,7 +241,7 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 		if res.ParentID != nil {
 			p.P("using parent snapshot %s", res.ParentID.Str())
 		} else if !opts.Stdin {
-			p.P("no parent snapshot found, read all files")
+			p.P("no parent snapshot found, will read all files")
 		}
 	}
 	if err := rep.finish(res, opts.DryRun); err != nil {
@@ -348,20 +348,30 @@ func flattenTags(values []string) []string {
 
 // cacheExcluder leaves the repository's own cache directory out of a
 // backup, like restic: backing up $HOME must not store the cache of the
-// repository being written.
+// repository being written. It embeds the *filter.Filter (not just the
+// sources.Excluder interface) so that the optional methods a source looks
+// for, such as the marker files kept by --exclude-if-present, still work.
 type cacheExcluder struct {
-	sources.Excluder
+	*filter.Filter
 	dir string
 }
 
-func (c cacheExcluder) Excluded(e *sources.Entry) bool {
-	if e.HostPath == c.dir || strings.HasPrefix(e.HostPath, c.dir+string(filepath.Separator)) {
-		return true
-	}
-	return c.Excluder.Excluded(e)
+func (c cacheExcluder) inCache(hostPath string) bool {
+	return hostPath == c.dir || strings.HasPrefix(hostPath, c.dir+string(filepath.Separator))
 }
 
-func withoutCache(excl sources.Excluder, r *repo.Repository) sources.Excluder {
+// Excluded adds the cache directory to the filter's rules.
+func (c cacheExcluder) Excluded(e *sources.Entry) bool {
+	return c.inCache(e.HostPath) || c.Filter.Excluded(e)
+}
+
+// ExcludedByName adds the cache directory to the filter's name rules, so
+// that it is left out before it is even stat'ed.
+func (c cacheExcluder) ExcludedByName(hostPath string) bool {
+	return c.inCache(hostPath) || c.Filter.ExcludedByName(hostPath)
+}
+
+func withoutCache(excl *filter.Filter, r *repo.Repository) sources.Excluder {
 	c, ok := r.Backend().(*cache.Backend)
 	if !ok || c.Dir() == "" {
 		return excl
@@ -370,5 +380,5 @@ func withoutCache(excl sources.Excluder, r *repo.Repository) sources.Excluder {
 	if err != nil {
 		return excl
 	}
-	return cacheExcluder{Excluder: excl, dir: dir}
+	return cacheExcluder{Filter: excl, dir: dir}
 }

@@ -24,14 +24,16 @@ const (
 // data could not be read (exit status 3).
 var errIncomplete = errors.New("at least one source file could not be read")
 
-// exitCode maps an error to restic's exit status. Cancellation wins over
-// whatever error it caused, so an interrupted run always exits with 130.
+// exitCode maps an error to restic's exit status. A signal (the cancelled
+// root ctx) wins over whatever error it caused, so an interrupted run
+// always exits with 130; a context cancelled for another reason, such as a
+// lost lock, is an ordinary fatal error.
 func exitCode(ctx context.Context, err error) int {
 	var locked *repo.LockedError
 	switch {
 	case err == nil && ctx.Err() == nil:
 		return exitOK
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+	case ctx.Err() != nil:
 		return exitInterrupted
 	case errors.Is(err, errIncomplete):
 		return exitIncomplete

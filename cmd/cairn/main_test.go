@@ -240,3 +240,8 @@ func lockFiles(t *testing.T, repoDir string) []string {
 	}
 	return names
 }
+
+// oracleCmd is a restic invocation with standard input.
+func oracleCmd(repoDir string, stdin io.Reader, args ...string) oracle.Cmd {
+	return oracle.Cmd{Repo: repoDir, Args: args, Stdin: stdin}
+}
