@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,4 +136,81 @@ func TestProgressOnTerminal(t *testing.T) {
 	if !strings.Contains(s, "snapshot ") {
 		t.Errorf("summary missing:\n%q", s)
 	}
+}
+
+// On a terminal without a password source cairn prompts without echo and
+// gives three tries, like restic (run under script(1) for a pty).
+func TestPasswordPromptOnTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		testtools.Unavailable(t, "script(1) not available to provide a pseudo-terminal: %v", err)
+	}
+	dir := newRepo(t)
+	r := newRunner(t).with("TERM=xterm")
+	for _, tc := range []struct {
+		answers []string
+		code    int
+	}{
+		{[]string{"wrong-1", "wrong-2", "wrong-3"}, exitWrongPassword},
+		{[]string{"wrong-1", testPassword}, 0},
+	} {
+		cmd := exec.CommandContext(t.Context(), script, "-qefc", cairnBin+" -r "+dir+" snapshots", "/dev/null")
+		cmd.Env = r.env
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i, answer := range tc.answers {
+			// Answer each prompt once it is shown (echo is off by then).
+			deadline := time.Now().Add(30 * time.Second)
+			for strings.Count(out.String(), "enter password for repository:") <= i {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("prompt %d not shown:\n%q", i+1, out.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if _, err := io.WriteString(stdin, answer+"\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = cmd.Wait()
+		code := cmd.ProcessState.ExitCode()
+		s := out.String()
+		if code != tc.code {
+			t.Fatalf("answers %q: exit %d (%v), want %d\n%q", tc.answers, code, err, tc.code, s)
+		}
+		for _, a := range tc.answers {
+			if strings.Contains(s, a) {
+				t.Errorf("the typed password %q was echoed:\n%q", a, s)
+			}
+		}
+		if tries := strings.Count(s, "Try again"); tries != len(tc.answers)-1 {
+			t.Errorf("%d retries announced for answers %q:\n%q", tries, tc.answers, s)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
