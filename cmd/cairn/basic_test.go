@@ -47,7 +47,7 @@ func TestInit(t *testing.T) {
 
 	dir2 := filepath.Join(t.TempDir(), "v2")
 	msgs := jsonLines(t, r.ok("init", "--json", "-r", dir2).stdout)
-	if len(msgs) != 1 || msgs[0]["message_type"] != "initialized" || msgs[0]["repository"] != "local:"+dir2 {
+	if len(msgs) != 1 || msgs[0]["message_type"] != "initialized" || msgs[0]["repository"] != dir2 {
 		t.Fatalf("init --json = %v", msgs)
 	}
 	cfg := o.CatConfig(dir2)

@@ -198,7 +198,8 @@ func (a *app) createRepository(ctx context.Context, iopts repo.InitOptions) (*re
 		be.Close()
 		return nil, "", fmt.Errorf("create key in repository at %s failed: %w", l, err)
 	}
-	return r, l.String(), nil
+	// Named as the user wrote it (without an added "local:"), like restic.
+	return r, a.backends.StripPassword(loc), nil
 }
 
 // lockRepository takes a shared or exclusive lock unless --no-lock (for
