@@ -45,5 +45,5 @@ func TestS3Repository(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "bucket-lookup") {
 		t.Errorf("bad s3 option:\n%s", res)
 	}
-	check(withCA.with("AWS_SECRET_ACCESS_KEY=" + marker + "-wrong").run("-o", "s3.bucket-lookup=path", "snapshots"))
+	check(withCA.with("AWS_SECRET_ACCESS_KEY="+marker+"-wrong").run("-o", "s3.bucket-lookup=path", "snapshots"))
 }
