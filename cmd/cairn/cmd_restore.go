@@ -196,7 +196,7 @@ func runRestore(ctx context.Context, a *app, opts restoreOptions, args []string)
 				p.E("ignoring error for %s: %v", f.Path, f.Err)
 			}
 		}
-		a.restoreSummary(res, time.Since(start), opts.Verify)
+		a.restoreSummary(res, time.Since(start), opts)
 	}
 	if errors.Is(err, restore.ErrIncomplete) && res != nil {
 		return fmt.Errorf("There were %d errors", len(res.Failures))
@@ -222,7 +222,7 @@ func (a *app) restoreStatus(pr *restore.Progress, d time.Duration) {
 }
 
 // restoreSummary prints restic's summary line or message.
-func (a *app) restoreSummary(res *restore.Result, d time.Duration, verify bool) {
+func (a *app) restoreSummary(res *restore.Result, d time.Duration, opts restoreOptions) {
 	done := uint64(res.FilesRestored + res.Dirs + res.Others + res.HardLinks)
 	total := done + uint64(len(res.Failures))
 	bytes := uint64(res.BytesRestored)
@@ -248,7 +248,7 @@ func (a *app) restoreSummary(res *restore.Result, d time.Duration, verify bool) 
 		s += fmt.Sprintf(", deleted %d files/dirs", res.Deleted)
 	}
 	p.P("%s", s)
-	if verify {
-		p.P("verified %d files", res.Verified)
+	if opts.Verify {
+		p.P("finished verifying %d files in %s", res.Verified, opts.Target)
 	}
 }

@@ -241,3 +241,42 @@ func fillRandom(b []byte) {
 		}
 	}
 }
+
+// SIGINT during a restore: exit 130 and the lock is released.
+func TestExitInterruptedRestore(t *testing.T) {
+	dir := newRepo(t)
+	src := t.TempDir()
+	big := make([]byte, 16<<20)
+	fillRandom(big)
+	if err := os.WriteFile(filepath.Join(src, "big"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	r.ok("--no-cache", "backup", src)
+	target := t.TempDir()
+	cmd := r.command(t.Context(), "--no-cache", "--limit-download", "1024", "restore", "latest", "--target", target)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(lockFiles(t, dir)) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("restore took no lock within a minute:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("exit %d, want 130:\n%s", code, out.String())
+	}
+	if locks := lockFiles(t, dir); len(locks) != 0 {
+		t.Errorf("locks left behind: %v", locks)
+	}
+}

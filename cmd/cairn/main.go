@@ -1,7 +1,3 @@
-// Command cairn reads and writes restic repositories: it shares restic's
-// commands, flags, environment variables, JSON output and exit codes for
-// init, backup, snapshots, ls, cat, restore, key, unlock and version, so a
-// script or a Kubernetes CronJob written for restic runs unchanged.
 package main
 
 import (
