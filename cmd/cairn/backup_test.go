@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/internal/testtree"
 )
@@ -236,4 +237,91 @@ func catSnapshot(t *testing.T, r *runner, id string) map[string]any {
 	var sn map[string]any
 	decode(t, r.ok("cat", "snapshot", id).stdout, &sn)
 	return sn
+}
+
+// restore's selection and overwrite flags reach the restore.
+func TestRestoreFlags(t *testing.T) {
+	dir := newRepo(t)
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"keep/a.txt": "a", "keep/b.log": "b", "other/c.txt": "c"})
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	r.ok("backup", src)
+	spec := "latest:" + src
+
+	exists := func(root, name string) bool {
+		_, err := os.Stat(filepath.Join(root, name))
+		return err == nil
+	}
+	inc := t.TempDir()
+	r.ok("restore", spec, "--target", inc, "--include", "/keep")
+	if !exists(inc, "keep/a.txt") || exists(inc, "other") {
+		t.Errorf("--include /keep restored the wrong set")
+	}
+	exc := t.TempDir()
+	r.ok("restore", spec, "--target", exc, "--iexclude", "*.LOG", "--exclude-file", writeFile(t, "/other\n"))
+	if !exists(exc, "keep/a.txt") || exists(exc, "keep/b.log") || exists(exc, "other") {
+		t.Errorf("--iexclude/--exclude-file restored the wrong set")
+	}
+	dry := t.TempDir()
+	r.ok("restore", spec, "--target", dry, "--dry-run")
+	if entries, _ := os.ReadDir(dry); len(entries) != 0 {
+		t.Errorf("--dry-run wrote %d entries", len(entries))
+	}
+	full := t.TempDir()
+	writeFiles(t, full, map[string]string{"extra.txt": "not in the snapshot", "keep/a.txt": "local change"})
+	r.ok("restore", spec, "--target", full, "--overwrite", "never")
+	if got, _ := os.ReadFile(filepath.Join(full, "keep/a.txt")); string(got) != "local change" {
+		t.Errorf("--overwrite never replaced a file: %q", got)
+	}
+	r.ok("restore", spec, "--target", full, "--delete", "--overwrite", "always", "--verify")
+	if got, _ := os.ReadFile(filepath.Join(full, "keep/a.txt")); string(got) != "a" || exists(full, "extra.txt") {
+		t.Errorf("--delete --overwrite always: a.txt %q, extra.txt kept %v", got, exists(full, "extra.txt"))
+	}
+	if res := r.run("restore", spec, "--target", t.TempDir(), "--overwrite", "sometimes"); res.code != 1 {
+		t.Errorf("bad --overwrite: %s", res)
+	}
+}
+
+// --with-atime stores access times; by default atime is the mtime, as in
+// restic. --files-from expands globs.
+func TestBackupAtimeAndFilesFrom(t *testing.T) {
+	dir := newRepo(t)
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"one.txt": "1", "two.txt": "2", "skip.bin": "3"})
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	atime := time.Date(2021, 6, 7, 8, 9, 10, 0, time.UTC)
+	for _, n := range []string{"one.txt", "two.txt", "skip.bin"} {
+		if err := os.Chtimes(filepath.Join(src, n), atime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	list := writeFile(t, "# targets\n"+src+"/*.txt\n")
+	for _, withAtime := range []bool{false, true} {
+		args := []string{"--files-from", list}
+		if withAtime {
+			args = append(args, "--with-atime")
+		}
+		id := backupJSON(t, r, args...)["snapshot_id"].(string)
+		files := 0
+		for _, m := range jsonLines(t, r.ok("ls", "--json", id).stdout) {
+			if m["message_type"] != "node" || m["type"] != "file" {
+				continue
+			}
+			files++
+			if strings.HasSuffix(m["path"].(string), ".bin") {
+				t.Errorf("--files-from glob took %v", m["path"])
+			}
+			want := mtime
+			if withAtime {
+				want = atime
+			}
+			if got, _ := time.Parse(time.RFC3339Nano, m["atime"].(string)); !got.Equal(want) {
+				t.Errorf("with-atime=%v: atime %v, want %v", withAtime, m["atime"], want)
+			}
+		}
+		if files != 2 {
+			t.Errorf("%d files backed up, want 2", files)
+		}
+	}
 }
