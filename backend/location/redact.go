@@ -1,6 +1,7 @@
 package location
 
 import (
+	"net/url"
 	"strings"
 )
 
@@ -50,6 +51,10 @@ func urlPasswords(s string) []string {
 		_, pw, tail, ok := splitUserinfo(rest)
 		if ok && pw != "" {
 			out = append(out, pw)
+			// Parsed URLs carry the decoded form; hide that too.
+			if dec, err := url.PathUnescape(pw); err == nil && dec != pw {
+				out = append(out, dec)
+			}
 			rest = tail
 		}
 	}
@@ -84,6 +89,11 @@ func splitUserinfo(s string) (user, pw, tail string, ok bool) {
 	user, pw, _ = strings.Cut(info, ":")
 	return user, pw, s[at+1:], true
 }
+
+// Passwords returns the passwords in the URL user infos of s (a location
+// as the user wrote it), so that a program can scrub them from any text it
+// prints, including messages of libraries that quote a location verbatim.
+func Passwords(s string) []string { return urlPasswords(s) }
 
 // secretsOf returns the strings of location s that must never be shown.
 func secretsOf(s string) []string { return urlPasswords(s) }

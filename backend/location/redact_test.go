@@ -105,3 +105,10 @@ func TestUnparsedLocationNotEchoed(t *testing.T) {
 		}
 	}
 }
+
+func TestPasswords(t *testing.T) {
+	got := location.Passwords("rest:https://u:p%40ss@h/ and x://a:b@c and /plain and s3:https://k@h/")
+	if strings.Join(got, "|") != "p%40ss|p@ss|b" {
+		t.Errorf("Passwords = %q", got)
+	}
+}

@@ -83,6 +83,7 @@ func (a *app) repoOptions(keyHint string) (repo.Options, error) {
 // openBackend parses the location and opens its backend, rate-limited as
 // the flags ask.
 func (a *app) openBackend(ctx context.Context, loc string, create bool) (backend.Backend, *location.Location, error) {
+	a.term.addSecrets(location.Passwords(loc)...)
 	l, err := a.backends.Parse(loc, a.gopts.extended)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parsing repository location failed: %w", err)

@@ -25,6 +25,32 @@ type terminal struct {
 	canStatus bool // a status line may be drawn
 	status    string
 	width     func() int
+	// secrets are replaced by "***" in everything printed: passwords of
+	// the locations in use, in case a library quotes one verbatim.
+	secrets []string
+}
+
+// minSecretLen is the shortest secret scrubbed from output: replacing
+// every "ab" in a listing would garble it more than it protects.
+const minSecretLen = 6
+
+// addSecrets registers strings that must never be printed.
+func (t *terminal) addSecrets(secrets ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range secrets {
+		if len(s) >= minSecretLen {
+			t.secrets = append(t.secrets, s)
+		}
+	}
+}
+
+// scrub must be called with t.mu held.
+func (t *terminal) scrub(s string) string {
+	for _, sec := range t.secrets {
+		s = strings.ReplaceAll(s, sec, "***")
+	}
+	return s
 }
 
 // ansiClearLine returns the cursor to the start of the line and clears it.
@@ -65,7 +91,7 @@ func (t *terminal) write(w io.Writer, line string) {
 	if t.status != "" {
 		io.WriteString(t.out, ansiClearLine)
 	}
-	io.WriteString(w, line)
+	io.WriteString(w, t.scrub(line))
 	if t.status != "" {
 		io.WriteString(t.out, t.status)
 	}
@@ -83,6 +109,7 @@ func (t *terminal) SetStatus(line string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	line = t.scrub(line)
 	if line == t.status {
 		return
 	}

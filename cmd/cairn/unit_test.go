@@ -195,3 +195,17 @@ func TestSmallHelpers(t *testing.T) {
 		t.Error("parseGroupBy accepted colour")
 	}
 }
+
+func TestTerminalScrubsSecrets(t *testing.T) {
+	var out, errOut strings.Builder
+	term := newTerminal(nil, &out, &errOut, false)
+	term.addSecrets("hunter2-long", "ab") // too short to scrub without garbling
+	term.Print("quoted rest:http://u:hunter2-long@h/ in a message about ab")
+	term.Error("hunter2-long again")
+	if got := out.String(); got != "quoted rest:http://u:***@h/ in a message about ab\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := errOut.String(); got != "*** again\n" {
+		t.Errorf("stderr %q", got)
+	}
+}
