@@ -311,9 +311,11 @@ func (rs *restorer) runJob(ctx context.Context, w *contentWorker, j *packJob) er
 	return ctx.Err()
 }
 
+// grow returns b resized to n, reallocating with headroom so that a worker
+// meeting ever larger blobs reallocates only a few times.
 func grow(b []byte, n int) []byte {
 	if cap(b) < n {
-		return make([]byte, n)
+		return make([]byte, n, max(n, min(2*cap(b), maxBlobSize)))
 	}
 	return b[:n]
 }
@@ -337,14 +339,26 @@ func zstdDecoder() (*zstd.Decoder, error) {
 	return decoder, decoderErr
 }
 
-// openBlob decrypts (in place), decompresses and checks one sealed blob.
-// The plaintext is valid until the worker's next blob.
+// openBlob decrypts, decompresses and checks one sealed blob. The
+// plaintext is valid until the worker's next blob.
 func (rs *restorer) openBlob(w *contentWorker, b *blobEntry, sealed []byte) ([]byte, error) {
-	plain, err := rs.r.Key().OpenInPlace(sealed)
+	var plain []byte
+	var err error
+	ulen := int(b.loc.UncompressedLength)
+	if ulen == 0 {
+		// Straight into the plaintext buffer: decrypting in place would
+		// first move the whole ciphertext down by the IV's length.
+		plain, err = rs.r.Key().Open(w.plain[:0], sealed)
+		if err == nil {
+			w.plain = plain[:0] // keep what Open grew
+		}
+	} else {
+		plain, err = rs.r.Key().OpenInPlace(sealed)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}
-	if ulen := int(b.loc.UncompressedLength); ulen != 0 {
+	if ulen != 0 {
 		dec, err := zstdDecoder()
 		if err != nil {
 			return nil, fmt.Errorf("zstd decoder: %w", err)
