@@ -211,6 +211,9 @@ func (rs *restorer) restoreContent(ctx context.Context) error {
 // countDryRun counts what a real run would restore.
 func (rs *restorer) countDryRun() {
 	for _, f := range rs.files {
+		if !f.skip && !f.dir.failed {
+			rs.opts.Progress.fileDone() // the others were counted already
+		}
 		switch {
 		case f.skip || f.dir.failed:
 		case f.metaOnly:

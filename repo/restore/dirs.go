@@ -146,7 +146,9 @@ func (rs *restorer) finishDirs(ctx context.Context) error {
 		level := rs.dirs[li]
 		err := forEach(ctx, rs.workers, len(level), noState, func(_ context.Context, _ struct{}, i int) error {
 			d := level[i]
-			if !d.used() && d.parent != nil || d.failed {
+			if d.failed || !d.used() {
+				// The target itself is "used" when anything was restored;
+				// like restic, --delete leaves it alone otherwise.
 				return nil
 			}
 			if rs.opts.Delete && !rs.noDelete && d.tree != nil {

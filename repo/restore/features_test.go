@@ -246,3 +246,53 @@ func TestRestoreSharedBlobsAndEmpty(t *testing.T) {
 		t.Errorf("target mode %o (%v)", st.Mode&0o7777, err)
 	}
 }
+
+// --delete removes only what it can be sure of: nothing when the snapshot
+// restores nothing, nothing once a node was refused (restic then no longer
+// knows what belongs), and nothing in a directory whose tree is missing.
+func TestRestoreDeleteSafety(t *testing.T) {
+	r, _ := newRepo(t, false, repo.InitOptions{})
+	tw := newTreeWriter(t, r)
+	fine := tw.data("fine")
+	missing := blob.Hash([]byte("no such tree"))
+	emptySn := tw.snapshot(tw.tree())
+	refusedSn := tw.snapshot(tw.tree(fileNode("ok", fine), fileNode("..", fine)))
+	goneSn := tw.snapshot(tw.tree(dirNode("gone", &missing), fileNode("ok", fine)))
+	plainSn := tw.snapshot(tw.tree(dirNode("gone", ptr(tw.tree())), fileNode("ok", fine)))
+
+	prepare := func() string {
+		target := newTarget(t)
+		for _, p := range []string{"extra", "gone/extra"} {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(target, p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(target, p), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return target
+	}
+	exists := func(target, p string) bool {
+		_, err := os.Lstat(filepath.Join(target, p))
+		return err == nil
+	}
+	for _, c := range []struct {
+		name        string
+		sn          *repo.Snapshot
+		extra, gone bool // which extra files survive
+	}{
+		{"empty", emptySn, true, true},
+		{"refused-name", refusedSn, true, true},
+		{"missing-tree", goneSn, false, true},
+		{"plain", plainSn, false, false},
+	} {
+		target := prepare()
+		res, _ := restore.Run(context.Background(), r, c.sn, "", restore.Options{Target: target, Delete: true})
+		if exists(target, "extra") != c.extra || exists(target, "gone/extra") != c.gone {
+			t.Errorf("%s: extra kept %v (want %v), gone/extra kept %v (want %v); %+v", c.name,
+				exists(target, "extra"), c.extra, exists(target, "gone/extra"), c.gone, res)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
