@@ -72,12 +72,12 @@ func (rs *restorer) planContent() (simple []*fileEntry, jobs []*packJob) {
 		switch {
 		case f.skip:
 			rs.filesSkipped.Add(1)
-			rs.bytesSkipped.Add(int64(f.node.Size))
-			rs.opts.Progress.addBytes(int64(f.node.Size))
+			rs.bytesSkipped.Add(int64(f.size))
+			rs.opts.Progress.addBytes(int64(f.size))
 			rs.opts.Progress.fileDone()
 			continue
 		case f.dir.failed:
-			rs.fail(f.loc, errors.New("not restored: its directory could not be created"))
+			rs.fail(f.loc(), errors.New("not restored: its directory could not be created"))
 			rs.opts.Progress.fileDone()
 			continue
 		case f.metaOnly:
@@ -87,7 +87,7 @@ func (rs *restorer) planContent() (simple []*fileEntry, jobs []*packJob) {
 		f.sparse = rs.opts.Sparse && f.existing == nil
 		var off int64
 		complete := true
-		for i, id := range f.node.Content {
+		for i, id := range f.content {
 			h := blob.Handle{ID: id, Type: blob.DataBlob}
 			if f.existing.matched(i) {
 				n, _ := idx.PlaintextLength(h) // known: compareFile checked
@@ -126,10 +126,10 @@ func (rs *restorer) planContent() (simple []*fileEntry, jobs []*packJob) {
 			f.dests++
 			off += int64(be.loc.PlaintextLength())
 		}
-		f.size = off
+		f.blobSize = off
 		f.pending = f.dests
-		if complete && uint64(off) != f.node.Size {
-			rs.warn(f.loc, fmt.Errorf("the tree gives size %d, the content has %d bytes", f.node.Size, off))
+		if complete && uint64(off) != f.size {
+			rs.warn(f.loc(), fmt.Errorf("the tree gives size %d, the content has %d bytes", f.size, off))
 		}
 		if f.dests == 0 {
 			simple = append(simple, f)
@@ -218,12 +218,12 @@ func (rs *restorer) countDryRun() {
 		case f.skip || f.dir.failed:
 		case f.metaOnly:
 			rs.filesSkipped.Add(1)
-			rs.bytesSkipped.Add(int64(f.node.Size))
+			rs.bytesSkipped.Add(int64(f.size))
 		case len(f.errs) > 0:
-			rs.fail(f.loc, errors.Join(f.errs...))
+			rs.fail(f.loc(), errors.Join(f.errs...))
 		default:
 			rs.filesRestored.Add(1)
-			rs.bytesRestored.Add(int64(f.node.Size))
+			rs.bytesRestored.Add(int64(f.size))
 		}
 	}
 }
@@ -233,18 +233,19 @@ func (rs *restorer) countDryRun() {
 func (rs *restorer) restoreSimple(f *fileEntry) {
 	if f.metaOnly {
 		defer rs.opts.Progress.fileDone()
-		fh, err := openRead(f.path)
+		p := f.path()
+		fh, err := openRead(p)
 		if err != nil {
-			rs.fail(f.loc, fmt.Errorf("restore metadata: %w", err))
+			rs.fail(f.loc(), fmt.Errorf("restore metadata: %w", err))
 			return
 		}
-		if err := rs.applyMetadata(f.loc, metaTarget{fd: int(fh.Fd()), path: f.path}, f.node, true, f.dir.setgid); err != nil {
-			rs.fail(f.loc, err)
+		if err := rs.applyMetadata(f.loc(), metaTarget{fd: int(fh.Fd()), path: p}, &f.meta, true, f.dir.setgid); err != nil {
+			rs.fail(f.loc(), err)
 		}
 		_ = fh.Close() // opened for reading: nothing to lose
 		rs.filesSkipped.Add(1)
-		rs.bytesSkipped.Add(int64(f.node.Size))
-		rs.opts.Progress.addBytes(int64(f.node.Size))
+		rs.bytesSkipped.Add(int64(f.size))
+		rs.opts.Progress.addBytes(int64(f.size))
 		return
 	}
 	fd := -1
@@ -257,7 +258,7 @@ func (rs *restorer) restoreSimple(f *fileEntry) {
 	rs.finishFile(f, fd)
 	if fd >= 0 {
 		if err := unix.Close(fd); err != nil {
-			rs.fail(f.loc, fmt.Errorf("close %s: %w", f.path, err))
+			rs.fail(f.loc(), fmt.Errorf("close %s: %w", f.path(), err))
 		}
 	}
 }
@@ -411,7 +412,7 @@ func (rs *restorer) writeDest(w *contentWorker, d dest, data []byte, err error) 
 		var fd int
 		if fd, err = w.open(rs, f); err == nil {
 			if err = writeAt(fd, data, d.off, f.sparse); err != nil {
-				err = fmt.Errorf("write %s at offset %d: %w", f.path, d.off, err)
+				err = fmt.Errorf("write %s at offset %d: %w", f.path(), d.off, err)
 			} else {
 				rs.opts.Progress.addBytes(int64(len(data)))
 			}
@@ -429,7 +430,7 @@ func (rs *restorer) writeDest(w *contentWorker, d dest, data []byte, err error) 
 		// Close while holding the lock, so that whoever writes last sees a
 		// close error before completing the file.
 		if cerr := unix.Close(fd); cerr != nil {
-			f.addErr(fmt.Errorf("close %s: %w", f.path, cerr))
+			f.addErr(fmt.Errorf("close %s: %w", f.path(), cerr))
 		}
 		delete(w.fds, f)
 	}
@@ -444,7 +445,7 @@ func (rs *restorer) writeDest(w *contentWorker, d dest, data []byte, err error) 
 	if open {
 		delete(w.fds, f)
 		if cerr := unix.Close(fd); cerr != nil {
-			rs.fail(f.loc, fmt.Errorf("close %s: %w", f.path, cerr))
+			rs.fail(f.loc(), fmt.Errorf("close %s: %w", f.path(), cerr))
 		}
 	}
 }
@@ -461,18 +462,18 @@ func (w *contentWorker) open(rs *restorer, f *fileEntry) (int, error) {
 	var fd int
 	var err error
 	switch {
-	case f.created && f.createErr != nil:
+	case f.createFailed:
 		return -1, errReported
 	case !f.created:
 		f.created = true
 		fd, err = rs.createFile(f)
 		if err != nil {
-			f.createErr = err
+			f.createFailed = true
 			f.addErr(err)
 			return -1, errReported
 		}
 	default:
-		if fd, err = openWrite(f.path); err != nil {
+		if fd, err = openWrite(f.path()); err != nil {
 			return -1, err
 		}
 	}

@@ -151,7 +151,7 @@ func (rs *restorer) finishDirs(ctx context.Context) error {
 				// like restic, --delete leaves it alone otherwise.
 				return nil
 			}
-			if rs.opts.Delete && !rs.noDelete && d.tree != nil {
+			if rs.opts.Delete && !rs.noDelete && d.loaded {
 				rs.removeUnexpected(d)
 			}
 			if d.node == nil {
@@ -179,11 +179,11 @@ func (rs *restorer) dirMetadata(d *dirEntry) {
 		// An existing directory the restore may not read (no privileges);
 		// the path-based calls below do not follow symlinks either, except
 		// chmod, which is only attempted on a directory.
-		rs.pathMetadata(d.loc, d.path, d.node, !d.fresh, d.parent.setgid || !d.parent.fresh)
+		rs.pathMetadata(d.loc, d.path, d.node, !d.fresh, d.parent.setgid)
 		return
 	}
-	target := metaTarget{fd: fd, path: d.path}
-	if err := rs.applyMetadata(d.loc, target, d.node, !d.fresh, d.parent.setgid || !d.parent.fresh); err != nil {
+	m := metaOf(d.node)
+	if err := rs.applyMetadata(d.loc, metaTarget{fd: fd, path: d.path}, &m, !d.fresh, d.parent.setgid); err != nil {
 		rs.fail(d.loc, err)
 	}
 	if err := unix.Close(fd); err != nil {

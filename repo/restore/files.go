@@ -56,7 +56,7 @@ func (rs *restorer) checkExisting(ctx context.Context) error {
 }
 
 func (rs *restorer) checkFile(ctx context.Context, f *fileEntry, buf *[]byte) error {
-	fi, err := os.Lstat(f.path)
+	fi, err := os.Lstat(f.path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -70,7 +70,7 @@ func (rs *restorer) checkFile(ctx context.Context, f *fileEntry, buf *[]byte) er
 		f.skip = true
 		return nil
 	case OverwriteIfNewer:
-		if !f.node.ModTime.After(fi.ModTime()) {
+		if !f.modTime().After(fi.ModTime()) {
 			f.skip = true
 			return nil
 		}
@@ -106,7 +106,7 @@ func openRead(p string) (*os.File, error) {
 // know, or needs changes but has other hard links gets nil: it is restored
 // from scratch. Only a cancelled ctx is an error.
 func (rs *restorer) compareFile(ctx context.Context, f *fileEntry, buf *[]byte, trustMtime bool) (*fileState, error) {
-	fh, err := openRead(f.path)
+	fh, err := openRead(f.path())
 	if err != nil {
 		return nil, nil
 	}
@@ -115,15 +115,15 @@ func (rs *restorer) compareFile(ctx context.Context, f *fileEntry, buf *[]byte, 
 	if err := unix.Fstat(int(fh.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, nil
 	}
-	s := &fileState{sizeMatches: uint64(st.Size) == f.node.Size}
+	s := &fileState{sizeMatches: uint64(st.Size) == f.size}
 	mtime := statMtime(&st)
-	if trustMtime && s.sizeMatches && mtime.Equal(f.node.ModTime) {
+	if trustMtime && s.sizeMatches && mtime.Equal(f.modTime()) {
 		return s, nil
 	}
 	idx := rs.r.Index()
-	s.matches = make([]bool, len(f.node.Content))
+	s.matches = make([]bool, len(f.content))
 	var off int64
-	for i, id := range f.node.Content {
+	for i, id := range f.content {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -161,21 +161,22 @@ func (rs *restorer) compareFile(ctx context.Context, f *fileEntry, buf *[]byte, 
 // file that is partly right is kept; anything else is replaced. New files
 // are made 0600 and get their mode with the rest of their metadata.
 func (rs *restorer) createFile(f *fileEntry) (int, error) {
-	size := int64(f.node.Size)
+	p := f.path()
+	size := int64(f.size)
 	if f.existing != nil {
-		fd, err := openWrite(f.path)
+		fd, err := openWrite(p)
 		if err != nil {
 			return -1, err
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			_ = unix.Close(fd)
-			return -1, fmt.Errorf("stat %s: %w", f.path, err)
+			return -1, fmt.Errorf("stat %s: %w", p, err)
 		}
 		if st.Size > size {
 			if err := unix.Ftruncate(fd, size); err != nil {
 				_ = unix.Close(fd)
-				return -1, fmt.Errorf("truncate %s: %w", f.path, err)
+				return -1, fmt.Errorf("truncate %s: %w", p, err)
 			}
 		} else if size > 0 {
 			preallocate(fd, size)
@@ -185,16 +186,16 @@ func (rs *restorer) createFile(f *fileEntry) (int, error) {
 	var fd int
 	var err error
 	if f.dir.fresh && !f.existed {
-		fd, err = createExcl(f.path)
+		fd, err = createExcl(p)
 	} else {
-		fd, err = rs.replaceFile(f)
+		fd, err = rs.replaceFile(f, p)
 	}
 	if err != nil {
 		return -1, err
 	}
 	switch {
 	case size == 0:
-	case f.sparse || f.size != size:
+	case f.sparse || f.blobSize != size:
 		// Holes where nothing is written; and a size that disagrees with
 		// the content is kept as the tree says, like restic.
 		err = unix.Ftruncate(fd, size)
@@ -203,7 +204,7 @@ func (rs *restorer) createFile(f *fileEntry) (int, error) {
 	}
 	if err != nil {
 		_ = unix.Close(fd)
-		return -1, fmt.Errorf("truncate %s: %w", f.path, err)
+		return -1, fmt.Errorf("truncate %s: %w", p, err)
 	}
 	return fd, nil
 }
@@ -240,27 +241,27 @@ func openWriteFlags(p string, extra int) (int, error) {
 // file with one link is truncated and reused; anything else (symlink,
 // directory, device, a file with other hard links) is removed first.
 // restic removes a non-empty directory only with --delete.
-func (rs *restorer) replaceFile(f *fileEntry) (int, error) {
-	fi, err := os.Lstat(f.path)
+func (rs *restorer) replaceFile(f *fileEntry, p string) (int, error) {
+	fi, err := os.Lstat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return createExcl(f.path)
+		return createExcl(p)
 	case err != nil:
 		return -1, err
 	}
 	f.existed = true
 	if st, ok := fi.Sys().(*unix.Stat_t); fi.Mode().IsRegular() && (!ok || st.Nlink <= 1) {
-		return openWriteFlags(f.path, unix.O_TRUNC)
+		return openWriteFlags(p, unix.O_TRUNC)
 	}
 	if rs.opts.Delete {
-		err = os.RemoveAll(f.path)
+		err = os.RemoveAll(p)
 	} else {
-		err = os.Remove(f.path)
+		err = os.Remove(p)
 	}
 	if err != nil {
 		return -1, fmt.Errorf("remove what is in the way: %w", err)
 	}
-	return createExcl(f.path)
+	return createExcl(p)
 }
 
 // writeAt writes p at off. For a sparse file, leading and trailing zeros
@@ -323,18 +324,18 @@ func zeroSuffix(p []byte) int {
 func (rs *restorer) finishFile(f *fileEntry, fd int) {
 	defer rs.opts.Progress.fileDone()
 	if len(f.errs) > 0 {
-		rs.fail(f.loc, errors.Join(f.errs...))
+		rs.fail(f.loc(), errors.Join(f.errs...))
 		return
 	}
 	if fd < 0 {
-		rs.fail(f.loc, errors.New("file was not created"))
+		rs.fail(f.loc(), errors.New("file was not created"))
 		return
 	}
-	if err := rs.applyMetadata(f.loc, metaTarget{fd: fd, path: f.path}, f.node, f.existed, f.dir.setgid); err != nil {
-		rs.fail(f.loc, err)
+	if err := rs.applyMetadata(f.loc(), metaTarget{fd: fd, path: f.path()}, &f.meta, f.existed, f.dir.setgid); err != nil {
+		rs.fail(f.loc(), err)
 		return
 	}
 	f.written = true
 	rs.filesRestored.Add(1)
-	rs.bytesRestored.Add(int64(f.node.Size))
+	rs.bytesRestored.Add(int64(f.size))
 }

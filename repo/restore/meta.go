@@ -57,7 +57,7 @@ func isPermission(err error) bool {
 // attributes must be removed and ownership always set; otherGroup says the
 // new entry may have taken a setgid directory's group. It returns the first
 // error; xattr problems are only warnings.
-func (rs *restorer) applyMetadata(loc string, t metaTarget, n *tree.Node, existed, otherGroup bool) error {
+func (rs *restorer) applyMetadata(loc string, t metaTarget, m *meta, existed, otherGroup bool) error {
 	var first error
 	keep := func(err error) {
 		// Without root, ownership and the metadata of entries owned by
@@ -67,33 +67,29 @@ func (rs *restorer) applyMetadata(loc string, t metaTarget, n *tree.Node, existe
 		}
 		first = err
 	}
-	if existed || otherGroup || int(n.UID) != rs.euid || int(n.GID) != rs.egid {
+	if existed || otherGroup || int(m.uid) != rs.euid || int(m.gid) != rs.egid {
 		var err error
 		if t.fd >= 0 {
-			err = unix.Fchown(t.fd, int(n.UID), int(n.GID))
+			err = unix.Fchown(t.fd, int(m.uid), int(m.gid))
 		} else {
-			err = unix.Lchown(t.path, int(n.UID), int(n.GID))
+			err = unix.Lchown(t.path, int(m.uid), int(m.gid))
 		}
 		if err != nil {
-			keep(fmt.Errorf("chown %s to %d:%d: %w", t.path, n.UID, n.GID, err))
+			keep(fmt.Errorf("chown %s to %d:%d: %w", t.path, m.uid, m.gid, err))
 		}
 	}
-	if len(n.ExtendedAttributes) > 0 || existed {
-		rs.restoreXattrs(loc, t, n, existed)
+	if len(m.xattrs) > 0 || existed {
+		rs.restoreXattrs(loc, t, m.xattrs, existed)
 	}
-	atime := n.AccessTime
-	if atime.IsZero() {
-		atime = n.ModTime
-	}
-	ts := [2]unix.Timespec{timespec(atime), timespec(n.ModTime)}
+	ts := [2]unix.Timespec{m.atime, m.mtime}
 	if t.fd >= 0 {
 		keep(wrapPath("set times of", t.path, futimens(t.fd, &ts)))
 	} else {
 		keep(wrapPath("set times of", t.path, unix.UtimesNanoAt(unix.AT_FDCWD, t.path, ts[:], unix.AT_SYMLINK_NOFOLLOW)))
 	}
-	if n.Type != tree.TypeSymlink {
+	if !m.symlink {
 		// Symlinks have no mode of their own on Linux.
-		mode := unixMode(n.Mode)
+		mode := unixMode(m.mode)
 		var err error
 		if t.fd >= 0 {
 			err = unix.Fchmod(t.fd, mode)
@@ -115,9 +111,9 @@ func wrapPath(op, p string, err error) error {
 // restoreXattrs sets the selected attributes in stored order and, on an
 // entry that existed before, removes selected attributes the node does not
 // have (restic does both).
-func (rs *restorer) restoreXattrs(loc string, t metaTarget, n *tree.Node, existed bool) {
-	want := make(map[string]bool, len(n.ExtendedAttributes))
-	for _, a := range n.ExtendedAttributes {
+func (rs *restorer) restoreXattrs(loc string, t metaTarget, xattrs []tree.ExtendedAttribute, existed bool) {
+	want := make(map[string]bool, len(xattrs))
+	for _, a := range xattrs {
 		if !rs.xsel.selects(a.Name) {
 			continue
 		}
@@ -197,9 +193,10 @@ func listXattrs(t metaTarget) ([]string, error) {
 	return nil, unix.ERANGE
 }
 
-// pathMetadata applies metadata by path and records a failure.
+// pathMetadata applies a node's metadata by path and records a failure.
 func (rs *restorer) pathMetadata(loc, p string, n *tree.Node, existed, otherGroup bool) {
-	if err := rs.applyMetadata(loc, pathTarget(p), n, existed, otherGroup); err != nil {
+	m := metaOf(n)
+	if err := rs.applyMetadata(loc, pathTarget(p), &m, existed, otherGroup); err != nil {
 		rs.fail(loc, err)
 	}
 }

@@ -106,7 +106,7 @@ func (rs *restorer) restoreLink(o *otherEntry) {
 	var target string
 	var ok, complete bool
 	if f := o.linkFile; f != nil {
-		target = f.path
+		target = f.path()
 		ok = f.created || f.metaOnly || f.skip
 		complete = f.written || f.metaOnly || f.skip
 	} else {

@@ -3,8 +3,12 @@ package restore
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/tree"
@@ -18,7 +22,8 @@ type dirEntry struct {
 	parent *dirEntry
 
 	treeID  blob.ID
-	tree    *tree.Tree
+	tree    *tree.Tree // dropped once planned
+	loaded  bool       // the tree was read
 	loadErr error
 	// selected: the directory itself is selected; descend: its children
 	// may be; restored: something below it is restored. A directory is
@@ -37,12 +42,39 @@ type dirEntry struct {
 
 func (d *dirEntry) used() bool { return d.selected || d.restored }
 
+// meta is the metadata restored on an entry. Files keep it instead of
+// their tree node: a restore of a million files holds a million of these,
+// and a node is several times larger.
+type meta struct {
+	mode         fs.FileMode
+	uid, gid     uint32
+	atime, mtime unix.Timespec
+	xattrs       []tree.ExtendedAttribute
+	symlink      bool
+}
+
+func metaOf(n *tree.Node) meta {
+	atime := n.AccessTime
+	if atime.IsZero() {
+		atime = n.ModTime
+	}
+	return meta{
+		mode: n.Mode, uid: n.UID, gid: n.GID,
+		atime: timespec(atime), mtime: timespec(n.ModTime),
+		xattrs: n.ExtendedAttributes, symlink: n.Type == tree.TypeSymlink,
+	}
+}
+
+// modTime returns the modification time as a time.Time.
+func (m *meta) modTime() time.Time { return time.Unix(m.mtime.Sec, m.mtime.Nsec) }
+
 // fileEntry is a regular file of the plan.
 type fileEntry struct {
-	node *tree.Node
-	loc  string
-	path string
-	dir  *dirEntry
+	meta
+	name    string
+	dir     *dirEntry
+	size    uint64    // as the tree says
+	content []blob.ID // the node's blobs
 
 	// Decided before content is written.
 	skip     bool       // kept as it is (overwrite mode): nothing to do
@@ -50,17 +82,21 @@ type fileEntry struct {
 	existing *fileState // blob matches of an existing file, or nil
 	existed  bool       // something was at path before (xattrs to clean up)
 	sparse   bool       // write all-zero ranges as holes
-	size     int64      // sum of the blob lengths
+	blobSize int64      // sum of the blob lengths
 	dests    int        // blob writes planned
 
 	// Content phase, guarded by mu.
-	mu        sync.Mutex
-	created   bool  // the first writer created (or truncated) the file
-	createErr error // why that failed
-	pending   int   // blob writes not yet done
-	errs      []error
-	written   bool // content complete and metadata applied
+	mu           sync.Mutex
+	created      bool // the first writer created (or truncated) the file
+	createFailed bool // and failed (the error is in errs)
+	pending      int  // blob writes not yet done
+	errs         []error
+	written      bool // content complete and metadata applied
 }
+
+// loc and path are computed when needed rather than stored for every file.
+func (f *fileEntry) loc() string  { return joinLoc(f.dir.loc, f.name) }
+func (f *fileEntry) path() string { return f.dir.path + "/" + f.name }
 
 func (f *fileEntry) addErr(err error) {
 	if len(f.errs) < maxFileErrors {
@@ -95,9 +131,11 @@ func (rs *restorer) plan(ctx context.Context, rootID blob.ID) error {
 	root := &dirEntry{loc: "/", path: rs.target, treeID: rootID, selected: false, descend: true}
 	linkFiles := map[linkKey]*fileEntry{}
 	linkOthers := map[linkKey]*otherEntry{}
-	cache := map[blob.ID]*treeResult{}
 	level := []*dirEntry{root}
 	for len(level) > 0 {
+		// Identical subtrees of one level are loaded once; the trees are
+		// not kept beyond their level, so that the nodes of files can go.
+		cache := map[blob.ID]*treeResult{}
 		if err := rs.loadTrees(ctx, level, cache); err != nil {
 			return err
 		}
@@ -120,7 +158,7 @@ func (rs *restorer) plan(ctx context.Context, rootID blob.ID) error {
 	if p := rs.opts.Progress; p != nil {
 		var bytes int64
 		for _, f := range rs.files {
-			bytes += int64(f.node.Size)
+			bytes += int64(f.size)
 		}
 		p.FilesTotal.Store(int64(len(rs.files) + len(rs.others) + len(rs.links)))
 		p.BytesTotal.Store(bytes)
@@ -192,9 +230,12 @@ func (rs *restorer) planDir(d *dirEntry, next []*dirEntry, linkFiles map[linkKey
 		rs.fail(d.loc, fmt.Errorf("load tree %s: %w", d.treeID.Str(), d.loadErr))
 		return next
 	}
+	d.loaded = true
 	nodes := d.tree.Nodes()
+	ordered := d.tree.Ordered()
+	d.tree = nil // what files need is copied out below
 	var seen map[string]bool
-	if !d.tree.Ordered() {
+	if !ordered {
 		// Names in a well-formed tree are sorted and unique; in any other
 		// tree, look for duplicates.
 		seen = make(map[string]bool, len(nodes))
@@ -241,18 +282,19 @@ func (rs *restorer) planDir(d *dirEntry, next []*dirEntry, linkFiles map[linkKey
 				continue
 			}
 			d.restored = true
+			var k linkKey
 			if n.Links > 1 && n.Inode != 0 {
-				k := linkKey{n.DeviceID, n.Inode}
+				k = linkKey{n.DeviceID, n.Inode}
 				if leader, ok := linkFiles[k]; ok {
 					rs.links = append(rs.links, &otherEntry{node: n, loc: loc, path: p, dir: d, linkFile: leader})
 					continue
 				}
-				f := &fileEntry{node: n, loc: loc, path: p, dir: d}
-				linkFiles[k] = f
-				rs.files = append(rs.files, f)
-				continue
 			}
-			rs.files = append(rs.files, &fileEntry{node: n, loc: loc, path: p, dir: d})
+			f := &fileEntry{meta: metaOf(n), name: n.Name, dir: d, size: n.Size, content: n.Content}
+			if k != (linkKey{}) {
+				linkFiles[k] = f
+			}
+			rs.files = append(rs.files, f)
 		default:
 			if !selected {
 				continue

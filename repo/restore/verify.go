@@ -33,7 +33,7 @@ func (rs *restorer) verify(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				rs.fail(f.loc, fmt.Errorf("%w: %w", ErrVerify, err))
+				rs.fail(f.loc(), fmt.Errorf("%w: %w", ErrVerify, err))
 				return nil
 			}
 			rs.verified.Add(1)
@@ -42,24 +42,25 @@ func (rs *restorer) verify(ctx context.Context) error {
 }
 
 func (rs *restorer) verifyFile(ctx context.Context, f *fileEntry, buf *[]byte) error {
-	fh, err := openRead(f.path)
+	p := f.path()
+	fh, err := openRead(p)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = fh.Close() }()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(fh.Fd()), &st); err != nil {
-		return fmt.Errorf("stat %s: %w", f.path, err)
+		return fmt.Errorf("stat %s: %w", p, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("%s is not a regular file", f.path)
+		return fmt.Errorf("%s is not a regular file", p)
 	}
-	if uint64(st.Size) != f.node.Size {
-		return fmt.Errorf("%s has %d bytes, want %d", f.path, st.Size, f.node.Size)
+	if uint64(st.Size) != f.size {
+		return fmt.Errorf("%s has %d bytes, want %d", p, st.Size, f.size)
 	}
 	idx := rs.r.Index()
 	var off int64
-	for _, id := range f.node.Content {
+	for _, id := range f.content {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -73,12 +74,12 @@ func (rs *restorer) verifyFile(ctx context.Context, f *fileEntry, buf *[]byte) e
 		b := (*buf)[:n]
 		if _, err := fh.ReadAt(b, off); err != nil {
 			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("%s ends before blob %s at offset %d", f.path, id.Str(), off)
+				return fmt.Errorf("%s ends before blob %s at offset %d", p, id.Str(), off)
 			}
 			return err
 		}
 		if blob.Hash(b) != id {
-			return fmt.Errorf("unexpected content in %s at offset %d (blob %s)", f.path, off, id.Str())
+			return fmt.Errorf("unexpected content in %s at offset %d (blob %s)", p, off, id.Str())
 		}
 		off += int64(n)
 	}
