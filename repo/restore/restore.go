@@ -48,24 +48,35 @@ func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, subfolder s
 	if err != nil {
 		return nil, err
 	}
-	if !opts.NoLock {
-		lctx, lock, err := r.Lock(ctx, false, repo.LockOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("restore: lock repository: %w", err)
-		}
-		defer func() { _ = lock.Unlock() }()
-		ctx = lctx
-	}
-	if err := r.EnsureIndex(ctx, nil); err != nil {
-		return nil, fmt.Errorf("restore: load index: %w", err)
-	}
-	rootID, err := findSubtree(ctx, r, *sn.Tree, subfolder)
-	if err != nil {
-		return nil, fmt.Errorf("restore: snapshot %s: %w", sn.ID().Str(), err)
-	}
-
 	rs := newRestorer(r, opts, target, sel, xsel)
-	if err := rs.run(ctx, rootID); err != nil {
+
+	// Taking a lock means waiting (200 ms, like restic) to see whether a
+	// competing lock appears. Meanwhile the index and the trees are read:
+	// only reads, and nothing is written to the target before the lock is
+	// confirmed. If the lock is granted, no exclusive operation (prune) can
+	// have changed the repository while they ran, since it would have had
+	// to hold its own lock across that time and this one would have failed.
+	var locked chan lockResult
+	if !opts.NoLock {
+		locked = make(chan lockResult, 1)
+		go func() {
+			lctx, lock, err := r.Lock(ctx, false, repo.LockOptions{})
+			locked <- lockResult{lctx, lock, err}
+		}()
+	}
+	planErr := rs.load(ctx, sn, subfolder)
+	if locked != nil {
+		l := <-locked
+		if l.err != nil {
+			return nil, fmt.Errorf("restore: lock repository: %w", l.err)
+		}
+		defer func() { _ = l.lock.Unlock() }()
+		ctx = l.ctx
+	}
+	if planErr != nil {
+		return nil, planErr
+	}
+	if err := rs.run(ctx); err != nil {
 		return rs.result(), err
 	}
 	res := rs.result()
@@ -146,10 +157,27 @@ func newRestorer(r *repo.Repository, opts Options, target string, sel *selector,
 	}
 }
 
-func (rs *restorer) run(ctx context.Context, rootID blob.ID) error {
-	if err := rs.plan(ctx, rootID); err != nil {
-		return err
+type lockResult struct {
+	ctx  context.Context
+	lock *repo.HeldLock
+	err  error
+}
+
+// load reads the index and the trees and makes the plan; it only reads the
+// repository.
+func (rs *restorer) load(ctx context.Context, sn *repo.Snapshot, subfolder string) error {
+	if err := rs.r.EnsureIndex(ctx, nil); err != nil {
+		return fmt.Errorf("restore: load index: %w", err)
 	}
+	rootID, err := findSubtree(ctx, rs.r, *sn.Tree, subfolder)
+	if err != nil {
+		return fmt.Errorf("restore: snapshot %s: %w", sn.ID().Str(), err)
+	}
+	return rs.plan(ctx, rootID)
+}
+
+// run carries out the plan.
+func (rs *restorer) run(ctx context.Context) error {
 	if err := rs.makeDirs(ctx); err != nil {
 		return err
 	}
