@@ -268,6 +268,9 @@ func (rs *restorer) restoreSimple(f *fileEntry) {
 // handed on are then skipped. Blobs the range could not deliver are tried
 // once more on their own, from every copy the index knows.
 func (rs *restorer) runJob(ctx context.Context, w *contentWorker, j *packJob) error {
+	// A job that ran to its end leaves no file open; one stopped by
+	// cancellation may.
+	defer w.closeAll()
 	clear(w.left)
 	for _, b := range j.blobs {
 		for _, d := range b.dests {
@@ -311,8 +314,16 @@ func (rs *restorer) runJob(ctx context.Context, w *contentWorker, j *packJob) er
 			rs.deliver(ctx, w, b, nil, err)
 		}
 	}
-	// Every file got all its writes of this job, so none is left open.
 	return ctx.Err()
+}
+
+// closeAll closes the files a cancelled job left open. The restore is
+// being abandoned, so there is no one to tell about close errors.
+func (w *contentWorker) closeAll() {
+	for f, fd := range w.fds {
+		_ = unix.Close(fd)
+		delete(w.fds, f)
+	}
 }
 
 // grow returns b resized to n, reallocating with headroom so that a worker

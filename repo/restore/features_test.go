@@ -1,18 +1,24 @@
 package restore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/mem"
+	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/internal/testtree"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
@@ -148,10 +154,14 @@ func TestRestoreLocking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = restore.Run(ctx, r, sn, "", restore.Options{Target: newTarget(t)})
+	target := newTarget(t)
+	_, err = restore.Run(ctx, r, sn, "", restore.Options{Target: target})
 	var le *repo.LockedError
 	if !errors.As(err, &le) {
 		t.Fatalf("restore under an exclusive lock: %v", err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the target was touched without the lock: %v", err)
 	}
 	if _, err := restore.Run(ctx, r, sn, "", restore.Options{Target: newTarget(t), NoLock: true}); err != nil {
 		t.Fatalf("with NoLock: %v", err)
@@ -296,3 +306,57 @@ func TestRestoreDeleteSafety(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// slowBackend delays every read, so that a restore can be caught in the
+// middle.
+type slowBackend struct{ backend.Backend }
+
+func (b slowBackend) Load(ctx context.Context, h backend.Handle, length int, offset int64, fn func(io.Reader) error) error {
+	if h.Type == backend.PackFile {
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return b.Backend.Load(ctx, h, length, offset, fn)
+}
+
+// Cancelling the context stops the restore promptly with the context's
+// error and a partial result; nothing panics or hangs.
+func TestRestoreCancel(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, slowBackend{mem.New()}, "test", repo.InitOptions{Key: repo.KeyOptions{Params: &crypto.TestParams}}, repo.Options{PackSize: repo.MinPackSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for i := range 12 {
+		data := bytes.Repeat([]byte{byte(i)}, 1<<20)
+		data[0] = 0xff // not the zero chunk
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprint("f", i)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sn := backupDir(t, r, src)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var p restore.Progress
+	go func() {
+		for p.BytesDone.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	res, err := restore.Run(cctx, r, sn, "", restore.Options{Target: newTarget(t), Progress: &p, Workers: 2})
+	if !errors.Is(err, context.Canceled) || res == nil {
+		t.Fatalf("result %+v, error %v; want a partial result and context.Canceled", res, err)
+	}
+	if res.FilesRestored >= 12 {
+		t.Errorf("all %d files restored despite the cancellation", res.FilesRestored)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("cancellation took %v", d)
+	}
+}
