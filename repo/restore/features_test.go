@@ -360,3 +360,33 @@ func TestRestoreCancel(t *testing.T) {
 		t.Errorf("cancellation took %v", d)
 	}
 }
+
+// An existing file with another hard link outside the snapshot is
+// replaced, not rewritten in place: the other name keeps its content.
+func TestRestoreBreaksForeignHardLinks(t *testing.T) {
+	r, _ := newRepo(t, false, repo.InitOptions{})
+	tw := newTreeWriter(t, r)
+	n := fileNode("a", tw.data("from the snapshot"))
+	n.Size = 17
+	sn := tw.snapshot(tw.tree(n))
+	target := newTarget(t)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(filepath.Dir(target), "outside")
+	if err := os.WriteFile(outside, []byte("old content, other name"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(outside, filepath.Join(target, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Run(context.Background(), r, sn, "", restore.Options{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "a")); string(b) != "from the snapshot" {
+		t.Errorf("a = %q", b)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "old content, other name" {
+		t.Errorf("the other name changed: %q", b)
+	}
+}

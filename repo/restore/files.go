@@ -242,15 +242,16 @@ func openWriteFlags(p string, extra int) (int, error) {
 // directory, device, a file with other hard links) is removed first.
 // restic removes a non-empty directory only with --delete.
 func (rs *restorer) replaceFile(f *fileEntry, p string) (int, error) {
-	fi, err := os.Lstat(p)
+	var st unix.Stat_t
+	err := unix.Lstat(p, &st)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, unix.ENOENT):
 		return createExcl(p)
 	case err != nil:
-		return -1, err
+		return -1, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
 	f.existed = true
-	if st, ok := fi.Sys().(*unix.Stat_t); fi.Mode().IsRegular() && (!ok || st.Nlink <= 1) {
+	if st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink <= 1 {
 		return openWriteFlags(p, unix.O_TRUNC)
 	}
 	if rs.opts.Delete {
