@@ -42,9 +42,13 @@
 // hard-linked symlink comes back as two symlinks); a file whose content
 // could not be restored keeps the time of the restore as its mtime, so
 // that a later `--overwrite if-changed` run does not take it for
-// complete; --delete leaves a directory alone when its tree could not be
-// loaded (restic would empty it); errors setting extended attributes are
-// warnings, not errors.
+// complete; an existing file with other hard links that needs changes is
+// replaced as a whole (restic rewrites only the differing blobs into a new
+// file and leaves the others as zeros); a blob missing from the index
+// fails the files that need it, not the whole restore; --delete leaves a
+// directory alone when its tree could not be loaded (restic would empty
+// it); errors setting extended attributes are warnings, not errors; the
+// index and trees are read while the repository lock settles.
 //
 // The package works on Linux; it builds on macOS, where times of files are
 // set to the microsecond and nothing is preallocated.

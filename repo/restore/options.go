@@ -96,8 +96,10 @@ type Options struct {
 	NoLock bool
 
 	// Workers is how many pack ranges and file operations are in flight at
-	// once (default: 8, or the backend's connections if more). Memory use is
-	// about Workers times the range size (8 MiB) plus one blob.
+	// once (default: 8, or the backend's connections if more). Each worker
+	// streams its pack range through a 512 KiB buffer and holds at most
+	// two blobs (sealed and plain, 8 MiB each for restic's largest
+	// chunks), so memory stays bounded whatever the file sizes.
 	Workers int
 
 	// Warn is told about problems that do not make a file wrong, such as
