@@ -6,5 +6,7 @@
 //
 // Tools are built by scripts/build-tool into a cache outside the clone
 // (${CAIRN_TOOLS_CACHE:-$HOME/.cache/cairn-tools}/NAME-VERSION/BIN), so a
-// fresh clone on a machine that already built them pays nothing.
+// fresh clone on a machine that already built them pays nothing. The cache
+// is resolved once when the test binary starts (see CacheDir), so a test that
+// sets HOME to a temporary directory still finds the built tools.
 package testtools

@@ -92,6 +92,40 @@ type buildResult struct {
 
 var builds sync.Map // tool name -> *buildResult
 
+// The checkout root and the tools cache are resolved once, when the test
+// binary starts: tests that change HOME (to isolate ssh or restic config) or
+// the working directory must still find the tools already built, not start a
+// rebuild into a cache under their temporary HOME.
+var (
+	startRoot, startRootErr   = RepoRoot()
+	startCache, startCacheErr = cacheDirFromEnv()
+	startHome                 = os.Getenv("HOME")
+)
+
+// cacheDirFromEnv is scripts/build-tool's rule for the tools cache:
+// $CAIRN_TOOLS_CACHE, or else ~/.cache/cairn-tools.
+func cacheDirFromEnv() (string, error) {
+	if dir := os.Getenv("CAIRN_TOOLS_CACHE"); dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", fmt.Errorf("tools cache CAIRN_TOOLS_CACHE=%q: %w", dir, err)
+		}
+		return abs, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("tools cache: CAIRN_TOOLS_CACHE is unset and %w", err)
+	}
+	return filepath.Join(home, ".cache", "cairn-tools"), nil
+}
+
+// CacheDir returns the directory the tools are built into, as resolved when
+// the test binary started ($CAIRN_TOOLS_CACHE, or else ~/.cache/cairn-tools);
+// later changes to HOME or CAIRN_TOOLS_CACHE do not move it.
+func CacheDir() (string, error) {
+	return startCache, startCacheErr
+}
+
 // Binary returns the absolute path of the executable declared by
 // tools/<name>/go.mod, building it with scripts/build-tool when it is not in
 // the cache yet. If the tool cannot be built the test fails in CI and is
@@ -119,7 +153,11 @@ func BuildTool(name string) (string, error) {
 }
 
 func buildTool(name string) (string, error) {
-	root, err := RepoRoot()
+	root, err := startRoot, startRootErr
+	if err != nil {
+		return "", err
+	}
+	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
@@ -130,6 +168,14 @@ func buildTool(name string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command("bash", script, name)
 	cmd.Dir = root
+	// The cache is passed explicitly so the script does not derive it again
+	// from a HOME a test may have changed.
+	// HOME goes back to its first value too, so a build started under a
+	// test's HOME uses the machine's Go module and build caches.
+	cmd.Env = append(os.Environ(), "CAIRN_TOOLS_CACHE="+cache)
+	if startHome != "" {
+		cmd.Env = append(cmd.Env, "HOME="+startHome)
+	}
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

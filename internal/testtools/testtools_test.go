@@ -101,3 +101,29 @@ func TestBinaryRestic(t *testing.T) {
 		t.Errorf("second Binary(restic) = %q, want %q", again, bin)
 	}
 }
+
+// A test that points HOME (or CAIRN_TOOLS_CACHE) elsewhere must keep using
+// the cache resolved at start, not rebuild the tools under its temporary HOME.
+func TestCacheResolvedOnce(t *testing.T) {
+	before, err := CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("CAIRN_TOOLS_CACHE", "")
+	if after, err := CacheDir(); err != nil || after != before {
+		t.Fatalf("CacheDir() after changing HOME = %q, %v; want %q", after, err, before)
+	}
+	// buildTool, not BuildTool: the memoised result would prove nothing.
+	path, err := buildTool("restic")
+	if err != nil {
+		Unavailable(t, "tool restic: %v", err)
+	}
+	if !strings.HasPrefix(path, before+string(filepath.Separator)) {
+		t.Errorf("restic built at %q, want it under the start cache %q", path, before)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".cache")); !os.IsNotExist(err) {
+		t.Errorf("the temporary HOME gained a .cache directory (err=%v): the build used the changed HOME", err)
+	}
+}
