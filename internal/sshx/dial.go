@@ -127,7 +127,7 @@ func (d *Dialer) dialOnce(parent context.Context, hostKeyAlgos []string) (*ssh.C
 			return nil, fmt.Errorf("ssh %s: %w", d, hk)
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("ssh %s: authentication failed (offered: %s): %w", d, strings.Join(auth.tried, "; "), err)
+			return nil, fmt.Errorf("ssh %s: %w (offered: %s): %w", d, ErrAuth, strings.Join(auth.tried, "; "), err)
 		}
 		return nil, fmt.Errorf("ssh %s: handshake: %w", d, err)
 	}

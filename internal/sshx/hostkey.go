@@ -17,7 +17,20 @@ import (
 // ErrHostKey is wrapped by every host key rejection (unknown, changed or
 // revoked key, fingerprint mismatch). Such errors are permanent: retrying
 // cannot help, and must not.
-var ErrHostKey = errors.New("ssh host key verification failed")
+var ErrHostKey error = &permanentError{msg: "ssh host key verification failed"}
+
+// ErrAuth is wrapped by the error for a server that accepted none of the
+// offered credentials. Retrying with the same credentials cannot help.
+var ErrAuth error = &permanentError{msg: "authentication failed"}
+
+// permanentError is a sentinel that tells retrying layers (which look for a
+// Permanent method, see backend.IsPermanent) to give up at once.
+type permanentError struct{ msg string }
+
+func (e *permanentError) Error() string { return e.msg }
+
+// Permanent reports true: the error does not go away by trying again.
+func (e *permanentError) Permanent() bool { return true }
 
 // KnownHostKey is a key listed in a known_hosts file.
 type KnownHostKey struct {

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package backend
+
+var platformPermanent []error
