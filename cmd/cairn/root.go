@@ -65,6 +65,7 @@ variables, prints the same JSON and exits with the same codes:
 		newRestoreCommand(a),
 		newKeyCommand(a),
 		newUnlockCommand(a),
+		newForgetCommand(a),
 		newVersionCommand(a),
 	)
 	return root
