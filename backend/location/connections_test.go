@@ -97,7 +97,9 @@ func TestLimitConnectionsLocksExemptAndCancel(t *testing.T) {
 	}
 	pack := backendtest.Random(1, 10)
 	done := make(chan error, 1)
-	go func() { done <- be.Save(t.Context(), backendtest.HandleFor(backend.PackFile, pack), backend.NewByteReader(pack, false)) }()
+	go func() {
+		done <- be.Save(t.Context(), backendtest.HandleFor(backend.PackFile, pack), backend.NewByteReader(pack, false))
+	}()
 	for g.now.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
