@@ -78,7 +78,10 @@ func newNode(e *sources.Entry, opts *Options) *tree.Node {
 	if len(e.Xattrs) > 0 {
 		n.ExtendedAttributes = make([]tree.ExtendedAttribute, len(e.Xattrs))
 		for i, x := range e.Xattrs {
-			n.ExtendedAttributes[i] = tree.ExtendedAttribute{Name: x.Name, Value: append([]byte(nil), x.Value...)}
+			// Never nil: restic reads an empty value as an empty slice and
+			// encodes it as "", while a nil slice would encode as null and
+			// change the tree's ID.
+			n.ExtendedAttributes[i] = tree.ExtendedAttribute{Name: x.Name, Value: append([]byte{}, x.Value...)}
 		}
 	}
 	return n
