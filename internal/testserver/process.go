@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,12 +139,30 @@ func freePort() (int, error) {
 	return port, nil
 }
 
+// server is a launched server that can be killed and started again on the
+// same port with the same arguments.
+type server struct {
+	name, bin, logDir string
+	args, env         []string
+	port              int
+	probe             func(ctx context.Context, port int) error
+
+	mu sync.Mutex
+	p  *process
+}
+
 // launch starts a server on a free port and waits until probe succeeds. mk
 // returns the arguments and environment for a port. On an early exit (the
 // port may have been taken) it tries again with a new port. Any failure is
 // fatal for the test: the binary exists, so a server that does not come up
 // is a real problem. The server is stopped by t.Cleanup.
 func launch(t testing.TB, name, bin string, mk func(port int) (args, env []string), probe func(ctx context.Context, port int) error) (port int) {
+	t.Helper()
+	return launchServer(t, name, bin, mk, probe).port
+}
+
+// launchServer is launch returning the server, for tests that restart it.
+func launchServer(t testing.TB, name, bin string, mk func(port int) (args, env []string), probe func(ctx context.Context, port int) error) *server {
 	t.Helper()
 	logDir := t.TempDir()
 	var errs []error
@@ -159,13 +178,16 @@ func launch(t testing.TB, name, bin string, mk func(port int) (args, env []strin
 		}
 		err = p.waitReady(func(ctx context.Context) error { return probe(ctx, port) })
 		if err == nil {
+			s := &server{name: name, bin: bin, logDir: logDir, args: args, env: env, port: port, probe: probe, p: p}
 			t.Cleanup(func() {
-				p.stop()
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				s.p.stop()
 				if t.Failed() {
-					t.Logf("testserver: log of %s on port %d:\n%s", name, port, p.logTail())
+					t.Logf("testserver: log of %s on port %d:\n%s", name, port, s.p.logTail())
 				}
 			})
-			return port
+			return s
 		}
 		exitedEarly := p.exited()
 		p.stop()
@@ -175,7 +197,34 @@ func launch(t testing.TB, name, bin string, mk func(port int) (args, env []strin
 		}
 	}
 	t.Fatalf("testserver: %s did not start: %v", name, errors.Join(errs...))
-	return 0
+	return nil
+}
+
+// kill ends the server with SIGKILL, like a crash: open connections break
+// and nothing is flushed.
+func (s *server) kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.p.exited() {
+		_ = s.p.cmd.Process.Kill()
+		<-s.p.done
+	}
+}
+
+// start runs a killed server again with the same port and arguments and
+// waits until it answers.
+func (s *server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.p.exited() {
+		return fmt.Errorf("%s on port %d is still running", s.name, s.port)
+	}
+	p, err := startProcess(s.name, s.bin, s.args, s.env, s.logDir)
+	if err != nil {
+		return err
+	}
+	s.p = p
+	return p.waitReady(func(ctx context.Context) error { return s.probe(ctx, s.port) })
 }
 
 // dataDir returns a new directory for a server's data below t.TempDir.

@@ -67,6 +67,31 @@ type Rest struct {
 	// ClientCertFile is a client certificate and key (one PEM file) the
 	// server accepts, when ClientCerts is set.
 	ClientCertFile string
+
+	srv *server // nil on a Unix socket
+}
+
+// Kill ends the server process with SIGKILL, as a crash or a power cut
+// would: transfers in flight break off and new connections are refused
+// until Start. Data already stored stays in DataDir.
+func (r *Rest) Kill(t testing.TB) {
+	t.Helper()
+	if r.srv == nil {
+		t.Fatalf("testserver: Kill needs rest-server on TCP")
+	}
+	r.srv.kill()
+}
+
+// Start starts a killed server again, on the same address with the same
+// data and options, and returns once it answers.
+func (r *Rest) Start(t testing.TB) {
+	t.Helper()
+	if r.srv == nil {
+		t.Fatalf("testserver: Start needs rest-server on TCP")
+	}
+	if err := r.srv.start(); err != nil {
+		t.Fatalf("testserver: restart rest-server: %v", err)
+	}
 }
 
 // Repo returns a restic location for repository repo on the server, with
@@ -161,7 +186,7 @@ func RestServer(t testing.TB, opts RestOptions) *Rest {
 	if tlsDirect {
 		scheme = "https"
 	}
-	port := launch(t, "rest-server", bin,
+	srv.srv = launchServer(t, "rest-server", bin,
 		func(port int) ([]string, []string) {
 			return append(args, "--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))), nil
 		},
@@ -169,6 +194,7 @@ func RestServer(t testing.TB, opts RestOptions) *Rest {
 			// Any HTTP answer (405 without auth, 401 with) means it serves.
 			return probeHTTP(ctx, client, fmt.Sprintf("%s://127.0.0.1:%d/", scheme, port))
 		})
+	port := srv.srv.port
 	srv.URL = &url.URL{Scheme: scheme, Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Path: "/"}
 
 	if opts.ClientCerts {

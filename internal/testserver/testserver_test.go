@@ -159,3 +159,29 @@ func TestFaultProxy(t *testing.T) {
 		t.Fatalf("after the stall: status %d, want 404", got)
 	}
 }
+
+func TestRestServerKillAndStart(t *testing.T) {
+	srv := RestServer(t, RestOptions{})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	base := srv.URL.String()
+	marker := srv.DataDir + "/repo"
+	if err := os.MkdirAll(marker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marker+"/config", []byte("cfg"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, client, base+"repo/config", "", ""); got != http.StatusOK {
+		t.Fatalf("before the kill: status %d, want 200", got)
+	}
+	srv.Kill(t)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"repo/config", nil)
+	if resp, err := client.Do(req); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("killed server answered %s", resp.Status)
+	}
+	srv.Start(t)
+	if got := get(t, client, base+"repo/config", "", ""); got != http.StatusOK {
+		t.Fatalf("after the restart: status %d, want 200 (same address, same data)", got)
+	}
+}
