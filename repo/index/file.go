@@ -83,6 +83,11 @@ func Decode(buf []byte) (f *File, legacy bool, err error) {
 	}
 	for _, p := range f.Packs {
 		for _, b := range p.Blobs {
+			// A missing "type" leaves the zero value: such an entry can
+			// be neither looked up nor written back, so the file is bad.
+			if b.Type != blob.DataBlob && b.Type != blob.TreeBlob {
+				return nil, legacy, fmt.Errorf("decode index: pack %s blob %s has no blob type", p.ID.Str(), b.ID.Str())
+			}
 			if b.Length < 32 {
 				return nil, legacy, fmt.Errorf("decode index: pack %s blob %s has length %d", p.ID.Str(), b.ID.Str(), b.Length)
 			}
