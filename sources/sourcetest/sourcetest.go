@@ -27,6 +27,18 @@ type Harness struct {
 	// reason (logged); "" keeps the entry. Entries below an ignored
 	// directory are ignored too. nil keeps everything.
 	Ignore func(f *testtree.File) string
+	// Inexact names fixture entries the source visits but cannot describe
+	// exactly (an SFTP server sends times as unsigned 32-bit seconds, so
+	// a pre-1970 mtime arrives wrapped), with the reason (logged): they
+	// must be visited with the right type, and their other metadata is
+	// not compared. nil compares everything.
+	Inexact func(f *testtree.File) string
+	// HidesUnsearchable says the source cannot see the names in a
+	// directory it may read but not search (OpenSSH's sftp-server drops
+	// every name it cannot lstat): the Unreadable subtest then wants an
+	// fs.ErrPermission report for that directory instead of one for each
+	// entry inside it.
+	HidesUnsearchable bool
 	// ReaderPrivileged reports whether the source reads the fixture with
 	// privileges that ignore file permissions. nil means it reads in this
 	// process, privileged when running as root: the Unreadable subtest
