@@ -1,0 +1,131 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"path"
+	"sync/atomic"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cairn-backup/cairn/sources"
+)
+
+// Source is a set of paths on one remote host, read over one SSH
+// connection. Get one from Open; it is safe for concurrent use, and Open
+// functions of its entries may be called concurrently until Close.
+type Source struct {
+	cfg    Config
+	conn   *ssh.Client
+	client *sftp.Client
+	owners *owners // nil when the server cannot name owners
+	info   sources.Info
+	closed atomic.Bool
+}
+
+var _ sources.Source = (*Source)(nil)
+
+// Open connects to the host cfg names, checking its host key and
+// authenticating like the SFTP backend, and makes sure every path exists.
+// A missing path fails with an error naming it that wraps fs.ErrNotExist;
+// an unknown or changed host key fails with the sshx host key errors
+// (wrapping sshx.ErrHostKey), which say how to trust the key.
+func Open(ctx context.Context, cfg Config) (*Source, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, fmt.Errorf("sftp source %s: no paths", cfg)
+	}
+	for _, p := range cfg.Paths {
+		if !path.IsAbs(p) {
+			return nil, fmt.Errorf("sftp source %s: path %q is not absolute", cfg, p)
+		}
+	}
+	if cfg.RequestsPerFile <= 0 {
+		cfg.RequestsPerFile = DefaultRequestsPerFile
+	}
+	d, err := cfg.dialer()
+	if err != nil {
+		return nil, fmt.Errorf("sftp source %s: %w", cfg, err)
+	}
+	conn, err := d.Dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sftp source %s: %w", cfg, err)
+	}
+	client, err := sftp.NewClient(conn,
+		sftp.UseConcurrentReads(true),
+		sftp.MaxConcurrentRequestsPerFile(cfg.RequestsPerFile),
+	)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sftp source %s: start the SFTP subsystem: %w", cfg, err)
+	}
+	s := &Source{cfg: cfg, conn: conn, client: client}
+	for _, p := range cfg.Paths {
+		if _, err := client.Lstat(p); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sftp source %s: path %s: %w", cfg, p, err)
+		}
+	}
+	s.info = sources.Info{
+		Hostname: cfg.Hostname,
+		Paths:    make([]string, len(cfg.Paths)),
+		// SFTP version 3 carries whole seconds, no inode, no ctime, no
+		// device numbers and no extended attributes.
+		Has: sources.HasAccessTime,
+	}
+	if s.info.Hostname == "" {
+		s.info.Hostname = cfg.Host
+	}
+	for i, p := range cfg.Paths {
+		s.info.Paths[i] = path.Clean(p)
+	}
+	if _, ok := client.HasExtension(extUsersGroups); ok {
+		o, err := newOwners(conn)
+		if err != nil {
+			// Names are a nicety: go on with numeric owners only.
+			if cfg.Warnf != nil {
+				cfg.Warnf("sftp source %s: owner names unavailable: %v", cfg, err)
+			}
+		} else {
+			s.owners = o
+			s.info.Has |= sources.HasOwnerNames
+		}
+	}
+	return s, nil
+}
+
+// Info describes the source: the host name (Config.Hostname, else the host
+// as written), the cleaned remote paths in the order given, and the
+// metadata SFTP carries.
+func (s *Source) Info() sources.Info {
+	info := s.info
+	info.Paths = append([]string(nil), s.info.Paths...)
+	return info
+}
+
+// Close ends the connection; later Walk and Open calls fail.
+func (s *Source) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if s.owners != nil {
+		errs = append(errs, s.owners.close())
+	}
+	if err := s.client.Close(); err != nil && !errors.Is(err, fs.ErrClosed) {
+		errs = append(errs, err)
+	}
+	if err := s.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sftp source %s: close: %w", s.cfg, err)
+	}
+	return nil
+}
+
+// errClosed is returned after Close.
+var errClosed = fmt.Errorf("sftp source: %w", fs.ErrClosed)
