@@ -6,6 +6,7 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/location"
 	"github.com/cairn-backup/cairn/backend/rest"
+	"github.com/cairn-backup/cairn/backend/retry"
 	"github.com/cairn-backup/cairn/backend/s3"
 	"github.com/cairn-backup/cairn/backend/sftp"
 )
@@ -18,14 +19,16 @@ type tlsSettings struct {
 }
 
 // newRegistry is the one place where the binary's set of backends is
-// built: every location scheme cairn understands is listed here.
+// built: every location scheme cairn understands is listed here. Each
+// backend it opens is resilient (see resilient); warn prints the retry
+// messages and the backends' own warnings on stderr.
 func newRegistry(tls tlsSettings, warn func(format string, args ...any)) (*location.Registry, error) {
 	r := location.New()
 	add := []func() error{
-		func() error { return location.Register(r, location.Local()) },
-		func() error { return location.Register(r, sftpScheme(warn)) },
-		func() error { return location.Register(r, restScheme(tls)) },
-		func() error { return location.Register(r, s3Scheme(tls)) },
+		func() error { return location.Register(r, resilient(location.Local(), warn)) },
+		func() error { return location.Register(r, resilient(sftpScheme(warn), warn)) },
+		func() error { return location.Register(r, resilient(restScheme(tls), warn)) },
+		func() error { return location.Register(r, resilient(s3Scheme(tls), warn)) },
 	}
 	for _, f := range add {
 		if err := f(); err != nil {
@@ -33,6 +36,35 @@ func newRegistry(tls tlsSettings, warn func(format string, args ...any)) (*locat
 		}
 	}
 	return r, nil
+}
+
+// resilient makes every backend the scheme opens behave like restic's
+// stack: at most Connections() operations in flight (the -o
+// scheme.connections option made a guarantee), and transient errors
+// retried with backoff for up to 15 minutes, each retry reported like
+// restic ("Save(<data/0123456789>) returned error, retrying after 1.2s:
+// …"). The messages carry the backends' errors, which never hold a
+// password, and the terminal scrubs the location's secrets once more.
+// --limit-upload/--limit-download wrap the result (openBackend), so rate
+// waits never hold a connection slot idle.
+func resilient[C any](s location.Scheme[C], warn func(format string, args ...any)) location.Scheme[C] {
+	wrap := func(be backend.Backend, err error) (backend.Backend, error) {
+		if err != nil {
+			return nil, err
+		}
+		limited, err := location.Limit(be, location.Limits{Connections: be.Connections()})
+		if err != nil {
+			be.Close()
+			return nil, err
+		}
+		return retry.New(limited, retry.Options{Report: func(e retry.Event) { warn("%s", e) }}), nil
+	}
+	open, create := s.Open, s.Create
+	s.Open = func(ctx context.Context, c C) (backend.Backend, error) { return wrap(open(ctx, c)) }
+	if create != nil {
+		s.Create = func(ctx context.Context, c C) (backend.Backend, error) { return wrap(create(ctx, c)) }
+	}
+	return s
 }
 
 func sftpScheme(warn func(format string, args ...any)) location.Scheme[sftp.Config] {
