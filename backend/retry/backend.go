@@ -73,11 +73,21 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 		return err
 	}
 	atomic := b.HasAtomicReplace()
+	tries := 0
 	return b.r.do(ctx, func() string { return fmt.Sprintf("Save(%v)", h) }, func() (error, bool) {
+		tries++
 		if err := rd.Rewind(); err != nil {
 			return fmt.Errorf("save %v: rewind the data: %w", h, err), true
 		}
 		err := b.inner.Save(ctx, h, rd)
+		if err != nil && tries > 1 && !atomic && backend.IsPermanent(err) && b.storedEarlier(ctx, h, rd.Length()) {
+			// An earlier attempt stored the file and only its answer was
+			// lost; a server that neither overwrites nor deletes
+			// (rest-server --append-only) now refuses the retry. Every name
+			// but the config's is the SHA-256 of the content, so the
+			// stored file is this one.
+			return nil, false
+		}
 		if err == nil || atomic || backend.IsPermanent(err) || ctx.Err() != nil {
 			return err, false
 		}
@@ -88,6 +98,16 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 		_ = b.inner.Remove(ctx, h)
 		return err, false
 	})
+}
+
+// storedEarlier reports whether h, a content-addressed file, exists with
+// the expected size.
+func (b *Backend) storedEarlier(ctx context.Context, h backend.Handle, size int64) bool {
+	if h.Type == backend.ConfigFile {
+		return false
+	}
+	fi, err := b.inner.Stat(ctx, h)
+	return err == nil && fi.Size == size
 }
 
 // Load calls fn with the requested range, again from the start of the

@@ -16,7 +16,10 @@
 //   - Save rewinds the reader before every attempt, so each attempt sends
 //     the whole file from its first byte. A backend that cannot replace
 //     files atomically gets the file removed after a failed attempt, since
-//     the failure may have come after the file was stored.
+//     the failure may have come after the file was stored. If such a
+//     backend also refuses to delete (rest-server --append-only), a retry
+//     that is refused because the file exists with the right size counts
+//     as done: every name but the config's is the SHA-256 of the content.
 //   - Load calls the consumer again from the start of the range with a
 //     fresh reader; the backend contract requires consumers to be
 //     idempotent, and no consumer ever sees bytes of an earlier attempt.

@@ -116,6 +116,44 @@ func TestSaveRemovesAfterLostAnswer(t *testing.T) {
 	}
 }
 
+// appendOnly refuses to overwrite or delete, like rest-server --append-only.
+type appendOnly struct{ backend.Backend }
+
+func (a appendOnly) Save(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
+	if _, err := a.Backend.Stat(ctx, h); err == nil {
+		return fmt.Errorf("save %v: file exists: %w", h, fs.ErrPermission)
+	}
+	return a.Backend.Save(ctx, h, rd)
+}
+
+func (a appendOnly) Remove(_ context.Context, h backend.Handle) error {
+	return fmt.Errorf("remove %v: append-only: %w", h, fs.ErrPermission)
+}
+
+func TestSaveLostAnswerOnAppendOnly(t *testing.T) {
+	f := backendtest.NewFaulty(appendOnly{mem.New()})
+	be := retry.New(noReplace{f}, fast(nil))
+	data := backendtest.Random(8, 1000)
+	h := backendtest.HandleFor(backend.PackFile, data)
+	f.Inject(backendtest.Fault{Op: backendtest.OpSave, Times: 1, When: backendtest.After})
+	save(t, be, h, data)
+	if n := f.Calls(backendtest.OpSave, backend.PackFile); n != 2 {
+		t.Errorf("%d save attempts, want 2", n)
+	}
+	// A file that exists from the start is still refused: only a retry
+	// may find its own earlier upload.
+	if err := be.Save(t.Context(), h, backend.NewByteReader(data, false)); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("first save of an existing file = %v, want the refusal", err)
+	}
+	// The config is not content-addressed: a refused retry stays refused.
+	cfg := backend.Handle{Type: backend.ConfigFile}
+	save(t, f.Unwrap(), cfg, data)
+	f.Inject(backendtest.Fault{Op: backendtest.OpSave, Type: backend.ConfigFile, Times: 1})
+	if err := be.Save(t.Context(), cfg, backend.NewByteReader(data, false)); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("retried config save onto an existing config = %v, want the refusal", err)
+	}
+}
+
 func TestLoadRestartsCleanly(t *testing.T) {
 	f, ev, be := newFaulty(t)
 	data := backendtest.Random(3, 256<<10)
