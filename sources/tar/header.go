@@ -129,16 +129,19 @@ func xattrsOf(recs map[string]string, raw []byte) ([]sources.Xattr, error) {
 		pos int
 	}
 	var out []found
-	seen := map[string]bool{}
+	seen := map[string]int{} // name -> index in out
 	add := func(key, name string, value []byte) {
-		if seen[name] {
-			return // bsdtar writes both forms of the same attribute
-		}
-		seen[name] = true
 		pos := bytes.Index(raw, []byte(" "+key+"="))
 		if pos < 0 {
 			pos = math.MaxInt
 		}
+		if i, ok := seen[name]; ok {
+			// bsdtar writes both spellings of one attribute: keep the
+			// first value found, at the first place either appears.
+			out[i].pos = min(out[i].pos, pos)
+			return
+		}
+		seen[name] = len(out)
 		out = append(out, found{sources.Xattr{Name: name, Value: value}, pos})
 	}
 	// SCHILY first: where both forms exist, they agree, and its raw value
