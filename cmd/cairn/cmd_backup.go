@@ -60,6 +60,19 @@ With --stdin the snapshot holds one file read from standard input (named by
 without a shell, whose standard output is stored, and the backup fails if the
 command fails.
 
+REMOTE SOURCES (sftp://)
+=======================
+
+Arguments of the form sftp://[user@]host[:port]/absolute/path back up that
+path of a remote host over SSH, file by file, with nothing but sshd on the
+host. Paths of the same host go into one snapshot, named after the host as
+written (or --host) with the remote paths as its paths; several hosts give
+one snapshot each. Unchanged files (same size, mtime and mode as in the
+parent snapshot) are not read again. SSH settings come from ~/.ssh (config,
+known_hosts, keys, agent) or the SFTP backend's options: -o sftp.key=FILE,
+-o sftp.known-hosts=FILE, -o sftp.host-key=SHA256:..., -o sftp.args=...
+Unknown host keys are refused. Local paths and sftp:// sources do not mix.
+
 HOST NAMES AND PARENT SNAPSHOTS (Kubernetes CronJobs and containers)
 =====================================================================
 
@@ -187,6 +200,12 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 		return err
 	}
 	p := a.printer()
+	if remote, err := opts.remoteSources(a, args); err != nil || remote != nil {
+		if err != nil {
+			return err
+		}
+		return runRemoteBackup(ctx, a, opts, remote)
+	}
 
 	incomplete := false
 	var targets []string
@@ -280,6 +299,36 @@ func (o *backupOptions) targets(a *app, args []string, p *printer) ([]string, bo
 
 // source builds the source and the backup options.
 func (o *backupOptions) source(ctx context.Context, a *app, r *repo.Repository, targets, args []string, when time.Time, rep *backupReporter) (sources.Source, backup.Options, error) {
+	bopts, err := o.backupOptions(ctx, r, when, rep)
+	if err != nil {
+		return nil, bopts, err
+	}
+	if o.Stdin || o.StdinFromCommand {
+		sopts := stdin.Options{Filename: o.StdinFilename, Time: when, Hostname: o.Host}
+		if o.Stdin {
+			// restic never uses a parent for --stdin.
+			bopts.NoParent = true
+			src, err := stdin.New(a.stdin, sopts)
+			return src, bopts, err
+		}
+		name := args[0]
+		sopts.Stderr = func(line string) { rep.p.E("subprocess %s: %s", name, line) }
+		src, err := stdin.FromCommand(args, sopts)
+		return src, bopts, err
+	}
+	excl, err := o.filter(rep)
+	if err != nil {
+		return nil, bopts, err
+	}
+	bopts.Exclude = withoutCache(excl, r)
+	bopts.Excludes = o.Excludes
+	bopts.OneFileSystem = o.OneFileSystem
+	src, err := local.New(targets, local.Options{Hostname: o.Host})
+	return src, bopts, err
+}
+
+// backupOptions returns the options every kind of source shares.
+func (o *backupOptions) backupOptions(ctx context.Context, r *repo.Repository, when time.Time, rep *backupReporter) (backup.Options, error) {
 	bopts := backup.Options{
 		Hostname:       o.Host,
 		Tags:           flattenTags(o.Tags),
@@ -299,38 +348,22 @@ func (o *backupOptions) source(ctx context.Context, a *app, r *repo.Repository, 
 	if o.Parent != "" && !o.Force {
 		id, err := r.FindID(ctx, backend.SnapshotFile, o.Parent)
 		if err != nil {
-			return nil, bopts, fmt.Errorf("parent snapshot %s: %w", o.Parent, err)
+			return bopts, fmt.Errorf("parent snapshot %s: %w", o.Parent, err)
 		}
 		bopts.Parent = &id
 	}
-	if o.Stdin || o.StdinFromCommand {
-		sopts := stdin.Options{Filename: o.StdinFilename, Time: when, Hostname: o.Host}
-		if o.Stdin {
-			// restic never uses a parent for --stdin.
-			bopts.NoParent = true
-			src, err := stdin.New(a.stdin, sopts)
-			return src, bopts, err
-		}
-		name := args[0]
-		sopts.Stderr = func(line string) { rep.p.E("subprocess %s: %s", name, line) }
-		src, err := stdin.FromCommand(args, sopts)
-		return src, bopts, err
-	}
-	excl, err := filter.New(filter.Options{
+	return bopts, nil
+}
+
+// filter builds the exclude rules from the flags.
+func (o *backupOptions) filter(rep *backupReporter) (*filter.Filter, error) {
+	return filter.New(filter.Options{
 		Excludes: o.Excludes, InsensitiveExcludes: o.InsensitiveExcl,
 		ExcludeFiles: o.ExcludeFiles, InsensitiveExcludeFiles: o.InsensitiveFiles,
 		ExcludeIfPresent: o.ExcludeIfPresent, ExcludeCaches: o.ExcludeCaches,
 		ExcludeLargerThan: o.ExcludeLargerThan,
 		Warn:              func(msg string) { rep.p.E("%s", msg) },
 	})
-	if err != nil {
-		return nil, bopts, err
-	}
-	bopts.Exclude = withoutCache(excl, r)
-	bopts.Excludes = o.Excludes
-	bopts.OneFileSystem = o.OneFileSystem
-	src, err := local.New(targets, local.Options{Hostname: o.Host})
-	return src, bopts, err
 }
 
 // flattenTags turns "--tag a,b --tag c" into [a b c], dropping empty tags.
