@@ -5,6 +5,11 @@
 // credentials, an append-only server refusing a delete, a full disk, a
 // cancelled context) are returned at once.
 //
+// A server that has never answered and cannot be reached (no such host,
+// connection refused) is reported at once rather than retried, unlike
+// restic, which retries it for 15 minutes: a wrong host or port is the
+// likelier cause. Options.RetryUnreachable restores restic's behaviour.
+//
 // Every operation is bounded in attempts and in total time, and waiting
 // ends as soon as the caller's context does. The defaults follow restic
 // 0.19: the first retry after about a second, each wait twice the one

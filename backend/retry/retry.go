@@ -2,8 +2,11 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -30,6 +33,14 @@ type Options struct {
 	// retry and every success after retries. It may be called from
 	// several goroutines at once.
 	Report func(Event)
+	// RetryUnreachable retries a server that could not be reached (no
+	// such host, connection refused) before it ever answered, as restic
+	// does. By default such an error is returned at once: a wrong host or
+	// port is far likelier than an outage that begins exactly when the
+	// backend is first used, and a command should say so instead of
+	// waiting 15 minutes. Once the server has answered, losing it counts
+	// as transient either way.
+	RetryUnreachable bool
 }
 
 // The defaults of Options.
@@ -93,6 +104,20 @@ func (e Event) String() string {
 // retrier runs one operation with the options' policy.
 type retrier struct {
 	opts Options
+	// answered is set once the backend has answered anything, an error
+	// included; before that an unreachable server is not retried.
+	answered atomic.Bool
+}
+
+// unreachable reports whether err says the server was not reached at all:
+// a failed dial or name lookup, as opposed to a connection that broke.
+func unreachable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
 }
 
 // attemptFunc is one try. It returns the error and whether that error is
@@ -113,6 +138,11 @@ func (r *retrier) do(ctx context.Context, op func() string, try attemptFunc) err
 	delay := r.opts.InitialDelay
 	for attempt := 1; ; attempt++ {
 		err, final := try()
+		if err == nil || !unreachable(err) {
+			r.answered.Store(true)
+		} else if !r.opts.RetryUnreachable && !r.answered.Load() {
+			final = true
+		}
 		if err == nil {
 			if attempt > 1 {
 				r.report(Event{Op: op(), Attempt: attempt})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -364,3 +365,42 @@ func TestListReportsEachFileOnce(t *testing.T) {
 }
 
 var errDiskFull = syscall.ENOSPC
+
+func TestUnreachableAtStart(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	data := backendtest.Random(9, 100)
+	h := backendtest.HandleFor(backend.SnapshotFile, data)
+
+	// Never answered: reported at once.
+	f, ev, be := newFaulty(t)
+	f.Inject(backendtest.Fault{Op: backendtest.OpStat, Times: 1, Err: refused})
+	if _, err := be.Stat(t.Context(), h); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Stat of an unreachable server = %v", err)
+	}
+	if n := f.Calls(backendtest.OpStat, backend.InvalidFile); n != 1 || len(ev.list()) != 0 {
+		t.Errorf("an unreachable server was retried (%d calls, reports %v)", n, ev.list())
+	}
+	// Once it has answered (here with "not found"), losing it is
+	// transient: the next refusal is retried and the operation recovers.
+	if _, err := be.Stat(t.Context(), h); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Stat = %v, want not found", err)
+	}
+	save(t, f, h, data)
+	f.Inject(backendtest.Fault{Op: backendtest.OpStat, Times: 1, Err: refused})
+	if _, err := be.Stat(t.Context(), h); err != nil {
+		t.Errorf("Stat after the server came back: %v", err)
+	}
+	if n := f.Calls(backendtest.OpStat, backend.InvalidFile); n != 4 {
+		t.Errorf("%d Stat calls, want 4", n)
+	}
+
+	// restic's behaviour on request.
+	f = backendtest.NewFaulty(mem.New())
+	opts := fast(nil)
+	opts.RetryUnreachable = true
+	be = retry.New(f, opts)
+	f.Inject(backendtest.Fault{Op: backendtest.OpStat, Times: 1, Err: refused})
+	if _, err := be.Stat(t.Context(), h); !errors.Is(err, fs.ErrNotExist) || f.Calls(backendtest.OpStat, backend.InvalidFile) != 2 {
+		t.Errorf("RetryUnreachable: Stat = %v after %d calls", err, f.Calls(backendtest.OpStat, backend.InvalidFile))
+	}
+}
