@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -322,5 +323,196 @@ func TestCompatKeysBothWays(t *testing.T) {
 			}
 			o.WithPassword("from cairn").MustCheck(dir, true)
 		})
+	}
+}
+
+// changeFixture changes a fixture after its first backup the ways a second
+// backup must notice: new content (same and other size), an appended
+// multi-chunk file, a new mtime on unchanged content, a chmod (only the
+// ctime tells), a new file and a removed one. It returns how many files
+// are new and changed by restic's rules; every other file is unchanged.
+func changeFixture(t *testing.T, root string) (newFiles, changed int) {
+	t.Helper()
+	p := func(s string) string { return filepath.Join(root, s) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(p("files/small.txt"), []byte("a changed text file, longer than before\n"), 0o644))
+	f, err := os.OpenFile(p("files/random.bin"), os.O_WRONLY|os.O_APPEND, 0)
+	must(err)
+	tail := make([]byte, 300<<10)
+	for i := range tail {
+		tail[i] = byte(i*7 + i>>9)
+	}
+	_, err = f.Write(tail)
+	must(err)
+	must(f.Close())
+	when := time.Date(2025, 5, 6, 7, 8, 9, 10, time.UTC)
+	must(os.Chtimes(p("files/text.log"), when, when))
+	must(os.Chmod(p("modes/0600"), 0o640))
+	must(os.WriteFile(p("files/new.txt"), []byte("added after the first backup\n"), 0o644))
+	must(os.Remove(p("files/tiny")))
+	return 1, 4
+}
+
+// Bullet 2: repositories written by restic — version 1, and version 2
+// with compression off, auto and max — take a cairn backup of a changed
+// tree: cairn picks restic's snapshot as parent, keeps the unchanged
+// files, stores only the new data, `restic check --read-data` stays clean,
+// restic restores cairn's snapshot identically, and restic's own backup
+// of the same tree afterwards finds nothing to add. (That cairn restores
+// such repositories identically is TestRestoreResticRepositories in
+// repo/restore; that it skips unchanged files without opening them is
+// TestBackupIntoResticRepository in repo/backup.)
+func TestCompatBackupIntoResticRepositories(t *testing.T) {
+	for _, c := range []struct {
+		version     int
+		compression string
+	}{{1, ""}, {2, "off"}, {2, "auto"}, {2, "max"}} {
+		t.Run(fmt.Sprintf("v%d-%s", c.version, c.compression), func(t *testing.T) {
+			m := compatFixture(t, 20)
+			src := m.Root
+			dir := filepath.Join(t.TempDir(), "repo")
+			o := oracleFor(t)
+			o.Init(dir, c.version)
+			args := []string{"--host", compatHost}
+			if c.compression != "" {
+				args = append(args, "--compression", c.compression)
+			}
+			first := o.InDir(src).Backup(dir, []string{"."}, args...)
+			newFiles, changed := changeFixture(t, src)
+
+			r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+			sum := backupJSON(t, r.inDir(src), append(args, ".")...)
+			total := int(first.TotalFilesProcessed) + newFiles - 1 // files/tiny is gone
+			if got := [3]float64{sum["files_new"].(float64), sum["files_changed"].(float64), sum["files_unmodified"].(float64)}; got != [3]float64{float64(newFiles), float64(changed), float64(total - newFiles - changed)} {
+				t.Errorf("cairn backup over restic's snapshot: new, changed, unmodified files %v, want %d, %d, %d", got, newFiles, changed, total-newFiles-changed)
+			}
+			// small.txt, new.txt and the end of random.bin; no more.
+			if n := sum["data_blobs"].(float64); n < 3 || n > 5 {
+				t.Errorf("cairn backup stored %v data blobs, want 3 to 5", n)
+			}
+			t.Logf("cairn backup into restic's repository: %d files, %v new, %v changed, %v data blobs", total, sum["files_new"], sum["files_changed"], sum["data_blobs"])
+			cairnID := sum["snapshot_id"].(string)
+			if sns := o.Snapshots(dir, cairnID); len(sns) != 1 || sns[0].Parent != first.SnapshotID {
+				t.Errorf("cairn's snapshot %+v, want parent %s", sns, first.SnapshotID)
+			}
+			o.MustCheck(dir, true)
+
+			target := compatNewTarget(t)
+			o.Restore(dir, cairnID, target)
+			compareResticRestore(t, src, target, nil)
+
+			again := o.InDir(src).Backup(dir, []string{"."}, append(args, "--force")...)
+			if again.DataBlobs != 0 || again.TreeBlobs != 0 {
+				t.Errorf("restic backup --force after cairn's added %d data and %d tree blobs", again.DataBlobs, again.TreeBlobs)
+			}
+			assertSameTree(t, o, dir, "restic backup --force", snapshotTree(t, o, dir, cairnID), snapshotTree(t, o, dir, again.SnapshotID))
+		})
+	}
+}
+
+// writeBigFiles writes size bytes of random data and size/4 of repetitive
+// text under dir, deterministically: enough for several packs of the
+// smallest size, and something for compression to work on.
+func writeBigFiles(t *testing.T, dir string, size int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 11))
+	random := make([]byte, size)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	var text bytes.Buffer
+	for i := 0; text.Len() < size/4; i++ {
+		fmt.Fprintf(&text, "line %d of a log that compresses well, level=%d\n", i, i%7)
+	}
+	writeFiles(t, dir, map[string]string{"random.bin": string(random), "log.txt": text.String()})
+}
+
+// dataPacks returns the size of every pack holding data blobs, and whether
+// any data blob and any tree blob is stored compressed, from restic's view
+// of the index.
+func dataPacks(t *testing.T, o *oracle.Restic, dir string) (sizes []int64, dataCompressed, treeCompressed, treeUncompressed bool) {
+	t.Helper()
+	for _, id := range o.List(dir, "index") {
+		for _, p := range o.CatIndex(dir, id).Packs {
+			isData := false
+			for _, b := range p.Blobs {
+				switch {
+				case b.Type == "data":
+					isData = true
+					dataCompressed = dataCompressed || b.UncompressedLength != 0
+				case b.UncompressedLength != 0:
+					treeCompressed = true
+				default:
+					treeUncompressed = true
+				}
+			}
+			if isData {
+				fi, err := os.Stat(filepath.Join(dir, "data", p.ID[:2], p.ID))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sizes = append(sizes, fi.Size())
+			}
+		}
+	}
+	return sizes, dataCompressed, treeCompressed, treeUncompressed
+}
+
+// Bullet 4: `cairn backup --compression off|max` with the smallest pack
+// size into a version 2 repository passes `restic check --read-data`;
+// data blobs are compressed only when asked for, trees always (as restic
+// does), and packs are cut at the requested size.
+func TestCompatCompressionAndPackSize(t *testing.T) {
+	m := compatFixture(t, 20)
+	big := t.TempDir()
+	const bigSize = 20 << 20
+	writeBigFiles(t, big, bigSize)
+	packed := map[string]float64{}
+	for _, compression := range []string{"off", "max"} {
+		t.Run(compression, func(t *testing.T) {
+			dir := newRepo(t)
+			r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+			o := oracleFor(t)
+			sum := backupJSON(t, r, "--compression", compression, "--pack-size", "4", m.Root, big)
+			packed[compression] = sum["data_added_packed"].(float64)
+			o.MustCheck(dir, true)
+
+			sizes, dataZ, treeZ, treeRaw := dataPacks(t, o, dir)
+			t.Logf("--compression %s: %v bytes of data packed, data packs %v", compression, packed[compression], sizes)
+			if dataZ != (compression == "max") || !treeZ || treeRaw {
+				t.Errorf("--compression %s: compressed data blobs %v, compressed trees %v, uncompressed trees %v", compression, dataZ, treeZ, treeRaw)
+			}
+			// A pack is closed once it reaches 4 MiB, so it ends below 4
+			// MiB plus one chunk (8 MiB at most); only the packs still open
+			// at the end (two per blob type) may stay smaller.
+			const target, maxChunk = 4 << 20, 8 << 20
+			small := 0
+			for _, s := range sizes {
+				if s > target+maxChunk+64<<10 {
+					t.Errorf("data pack of %d bytes with --pack-size 4", s)
+				}
+				if s < target {
+					small++
+				}
+			}
+			if len(sizes) < bigSize/(target+maxChunk) || small > 2 {
+				t.Errorf("data pack sizes %v: want several of at least 4 MiB", sizes)
+			}
+
+			target2 := compatNewTarget(t)
+			o.Restore(dir, "latest", target2)
+			compareResticRestore(t, m.Root, filepath.Join(target2, m.Root), nil)
+			if d, err := testtree.Diff(big, filepath.Join(target2, big), testtree.CompareOptions{IgnoreRoot: true}); err != nil || len(d) > 0 {
+				t.Errorf("restic restore of the big files: %v %v", d, err)
+			}
+		})
+	}
+	if packed["max"] >= packed["off"] {
+		t.Errorf("data added to the repository: %v bytes with max, %v without compression", packed["max"], packed["off"])
 	}
 }
