@@ -49,6 +49,7 @@ type backupOptions struct {
 	IgnoreCtime       bool
 	DryRun            bool
 	ReadConcurrency   uint
+	tarFlags
 }
 
 const backupLong = `
@@ -72,6 +73,23 @@ parent snapshot) are not read again. SSH settings come from ~/.ssh (config,
 known_hosts, keys, agent) or the SFTP backend's options: -o sftp.key=FILE,
 -o sftp.known-hosts=FILE, -o sftp.host-key=SHA256:..., -o sftp.args=...
 Unknown host keys are refused. Local paths and sftp:// sources do not mix.
+
+TAR STREAMS (--stdin-tar)
+=========================
+
+With --stdin-tar, standard input is a tar archive (ustar, GNU or PAX, as
+written by "tar -cf -"), or, with --stdin-from-command, the output of the
+command given as the arguments ("-- ssh host tar -cf - /srv/app"). Every
+member becomes its own file in the snapshot, at the place its name gives it
+(GNU tar drops the leading "/", so /srv/app/x is stored as /srv/app/x), so
+files deduplicate one by one and restore one by one. Names with ".." are
+refused with a warning; hard links are stored with their target's content.
+A malformed or truncated archive, or a failing command, creates no
+snapshot. --stdin-tar-path names the snapshot's paths (default "/"): give
+the directories the archive holds, so that the next backup of the same
+stream finds its parent and skips files whose size, modification time and
+mode are unchanged (their bytes still cross the stream, but are neither
+chunked nor stored again). Exclude patterns match "/" + the member name.
 
 HOST NAMES AND PARENT SNAPSHOTS (Kubernetes CronJobs and containers)
 =====================================================================
@@ -141,6 +159,7 @@ func (o *backupOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.IgnoreCtime, "ignore-ctime", false, "ignore ctime changes when checking for modified files")
 	f.BoolVarP(&o.DryRun, "dry-run", "n", false, "do not upload or write any data, just show what would be done")
 	f.UintVar(&o.ReadConcurrency, "read-concurrency", 0, "read `n` files concurrently (default: $RESTIC_READ_CONCURRENCY or 2)")
+	o.tarFlags.add(f)
 }
 
 func (o *backupOptions) applyEnv(f *pflag.FlagSet) error {
@@ -156,6 +175,9 @@ func (o *backupOptions) applyEnv(f *pflag.FlagSet) error {
 
 // check refuses the combinations restic refuses.
 func (o *backupOptions) check(a *app, args []string) error {
+	if err := o.checkTar(a, args); err != nil {
+		return err
+	}
 	if a.password == "" {
 		if o.Stdin {
 			return errors.New("cannot read both password and data from stdin")
@@ -209,7 +231,7 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 
 	incomplete := false
 	var targets []string
-	if !opts.Stdin && !opts.StdinFromCommand {
+	if !opts.Stdin && !opts.StdinFromCommand && !opts.StdinTar {
 		var err error
 		if targets, incomplete, err = opts.targets(a, args, p); err != nil {
 			return err
@@ -302,6 +324,9 @@ func (o *backupOptions) source(ctx context.Context, a *app, r *repo.Repository, 
 	bopts, err := o.backupOptions(ctx, r, when, rep)
 	if err != nil {
 		return nil, bopts, err
+	}
+	if o.StdinTar {
+		return o.tarSource(a, r, args, when, rep, bopts)
 	}
 	if o.Stdin || o.StdinFromCommand {
 		sopts := stdin.Options{Filename: o.StdinFilename, Time: when, Hostname: o.Host}
