@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/user"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -92,6 +93,12 @@ type Result struct {
 	// same paths exist under other host names: the usual sign of a CronJob
 	// without a stable --host.
 	NoParentHint string
+	// SkippedSnapshots names the snapshots that could not be loaded while
+	// the parent was chosen, one message each ("snapshot 1a2b3c4d: …").
+	// They were not considered; restic fails the backup instead, cairn
+	// goes on so a damaged snapshot does not stop scheduled backups, but
+	// the caller should show these as warnings.
+	SkippedSnapshots []string
 }
 
 // Run backs up src into r and saves a snapshot. It takes a shared lock
@@ -122,11 +129,12 @@ func Run(ctx context.Context, r *repo.Repository, src sources.Source, opts Optio
 	}
 
 	res := &Result{}
-	parent, hint, err := findParent(ctx, r, host, info.Paths, opts)
+	parent, hint, skipped, err := findParent(ctx, r, host, info.Paths, opts)
 	if err != nil {
 		return nil, err
 	}
 	res.NoParentHint = hint
+	res.SkippedSnapshots = skipped
 	var parentTree *blob.ID
 	if parent != nil {
 		id := parent.ID()
@@ -219,17 +227,18 @@ func fillUser(sn *repo.Snapshot) {
 // findParent returns the parent snapshot: the one named in opts, or the
 // latest with the same host whose paths include all of ours, taken before
 // the new snapshot. If none is found but snapshots of the same paths exist
-// under other host names, the hint explains it.
-func findParent(ctx context.Context, r *repo.Repository, host string, paths []string, opts Options) (*repo.Snapshot, string, error) {
+// under other host names, the hint explains it. Snapshots that fail to load
+// are skipped and reported in skipped.
+func findParent(ctx context.Context, r *repo.Repository, host string, paths []string, opts Options) (_ *repo.Snapshot, hint string, skipped []string, _ error) {
 	if opts.NoParent {
-		return nil, "", nil
+		return nil, "", nil, nil
 	}
 	if opts.Parent != nil {
 		sn, err := r.LoadSnapshot(ctx, *opts.Parent)
 		if err != nil {
-			return nil, "", fmt.Errorf("parent snapshot: %w", err)
+			return nil, "", nil, fmt.Errorf("parent snapshot: %w", err)
 		}
-		return sn, "", nil
+		return sn, "", nil, nil
 	}
 	var latest *repo.Snapshot
 	otherHosts := map[string]bool{}
@@ -238,7 +247,8 @@ func findParent(ctx context.Context, r *repo.Repository, host string, paths []st
 	err := r.ForEachSnapshot(ctx, func(id blob.ID, sn *repo.Snapshot, err error) error {
 		if err != nil {
 			// A damaged snapshot must not stop backups; it is only not a
-			// candidate parent.
+			// candidate parent, and the caller is told which one it was.
+			skipped = append(skipped, fmt.Sprintf("snapshot %s could not be loaded and is not considered as parent: %v", id.Str(), err))
 			return nil
 		}
 		if f.Matches(sn) {
@@ -251,16 +261,17 @@ func findParent(ctx context.Context, r *repo.Repository, host string, paths []st
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("find parent snapshot: %w", err)
+		return nil, "", nil, fmt.Errorf("find parent snapshot: %w", err)
 	}
+	slices.Sort(skipped) // ForEachSnapshot's order is random
 	if latest == nil && len(otherHosts) > 0 {
 		var hosts []string
 		for h := range otherHosts {
 			hosts = append(hosts, strconv.Quote(h))
 		}
-		return nil, fmt.Sprintf("no parent snapshot for host %q, but snapshots of the same paths exist for host(s) %v: every file is read again; pass a stable --host (or RESTIC_HOST) so that runs on changing machines (e.g. Kubernetes pods) find their parent", host, hosts), nil
+		return nil, fmt.Sprintf("no parent snapshot for host %q, but snapshots of the same paths exist for host(s) %v: every file is read again; pass a stable --host (or RESTIC_HOST) so that runs on changing machines (e.g. Kubernetes pods) find their parent", host, hosts), skipped, nil
 	}
-	return latest, "", nil
+	return latest, "", skipped, nil
 }
 
 func defaultWorkers(opts *Options, info sources.Info) {
