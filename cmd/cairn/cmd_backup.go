@@ -275,6 +275,9 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 		}
 		return fmt.Errorf("unable to save snapshot: %w", err)
 	}
+	for _, msg := range res.SkippedSnapshots {
+		p.E("Warning: %s", msg)
+	}
 	if res.NoParentHint != "" {
 		p.E("Warning: %s", res.NoParentHint)
 	}
