@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/internal/oracle"
+	"github.com/cairn-backup/cairn/internal/testserver"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 )
@@ -544,5 +545,35 @@ func TestForgetResticHost(t *testing.T) {
 		if slices.Contains(args, "--host") != (len(hosts) > 1) {
 			t.Errorf("%q: groups of hosts %v", args, hosts)
 		}
+	}
+}
+
+// Snapshot files that cannot be deleted (an append-only rest-server) are
+// reported one by one and end the run with exit status 3, like restic;
+// nothing is lost and the lock is gone.
+func TestForgetRemoveRefusedByServer(t *testing.T) {
+	tl := newTimeline(t)
+	srv := testserver.RestServer(t, testserver.RestOptions{AppendOnly: true})
+	if err := os.CopyFS(filepath.Join(srv.DataDir, "forget"), os.DirFS(tl.dir)); err != nil {
+		t.Fatal(err)
+	}
+	loc := srv.Repo("", "", "forget")
+	args := []string{"forget", "--host", "gamma", "--keep-last", "10"}
+	theirs := tl.o.Run(loc, args...)
+	mine := tl.r.with("RESTIC_REPOSITORY=" + loc).run(args...)
+	if theirs.ExitCode != exitIncomplete || mine.code != exitIncomplete {
+		t.Fatalf("exit %d, restic %d\n%s\nrestic: %s", mine.code, theirs.ExitCode, mine, theirs.Stderr)
+	}
+	if n := strings.Count(mine.stderr, "unable to remove snapshot/"); n == 0 || n != strings.Count(string(theirs.Stderr), "unable to remove snapshot/") {
+		t.Errorf("cairn reported %d failed removals, restic %d:\n%s", n, strings.Count(string(theirs.Stderr), "unable to remove snapshot/"), mine.stderr)
+	}
+	if !strings.Contains(mine.stderr, "failed to remove one or more snapshots") {
+		t.Errorf("no final error: %s", mine.stderr)
+	}
+	if n := len(tl.o.Snapshots(loc)); n != len(tl.ids) {
+		t.Errorf("%d of %d snapshots left", n, len(tl.ids))
+	}
+	if locks, _ := os.ReadDir(filepath.Join(srv.DataDir, "forget", "locks")); len(locks) != 0 {
+		t.Errorf("%d locks left", len(locks))
 	}
 }
