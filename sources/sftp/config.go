@@ -131,21 +131,23 @@ func (c Config) String() string {
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	if c.User != "" {
-		host = url.User(c.User).String() + "@" + host
-	}
 	if c.Port != 0 {
 		host += ":" + strconv.Itoa(c.Port)
+	}
+	u := url.URL{Scheme: "sftp", Host: host}
+	if c.User != "" {
+		u.User = url.User(c.User)
+	}
+	if len(c.Paths) == 0 {
+		return u.String()
 	}
 	var b strings.Builder
 	for i, p := range c.Paths {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString((&url.URL{Scheme: "sftp", Host: host, Path: p}).String())
-	}
-	if len(c.Paths) == 0 {
-		b.WriteString("sftp://" + host)
+		u.Path = p
+		b.WriteString(u.String())
 	}
 	return b.String()
 }

@@ -1,0 +1,215 @@
+package sftp_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/internal/sshtest"
+	"github.com/cairn-backup/cairn/internal/sshx"
+	"github.com/cairn-backup/cairn/sources"
+	"github.com/cairn-backup/cairn/sources/sftp"
+)
+
+// collect walks src and returns its entries by host path.
+func collect(t *testing.T, src sources.Source) map[string]sources.Entry {
+	t.Helper()
+	v := &collector{entries: map[string]sources.Entry{}}
+	if err := src.Walk(t.Context(), sources.WalkOptions{}, v); err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	return v.entries
+}
+
+type collector struct{ entries map[string]sources.Entry }
+
+func (c *collector) Visit(_ context.Context, e *sources.Entry) error {
+	c.entries[e.HostPath] = *e
+	return nil
+}
+func (c *collector) LeaveDir(context.Context, string) error { return nil }
+
+func open(t *testing.T, cfg sftp.Config) *sftp.Source {
+	t.Helper()
+	src, err := sftp.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// Owner names come from the server through OpenSSH's extension, the same
+// names the server's own user database gives, "" where it has none.
+func TestOwnerNames(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	srv := sshtest.Start(t)
+	dir := t.TempDir()
+	ids := []int{0, 1, 54321}
+	for _, id := range ids {
+		p := filepath.Join(dir, strconv.Itoa(id))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, id, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := open(t, config(srv, dir))
+	if src.Info().Has&sources.HasOwnerNames == 0 {
+		t.Fatal("OpenSSH's sftp-server offers users-groups-by-id@openssh.com, but the source names no owners")
+	}
+	entries := collect(t, src)
+	for _, id := range ids {
+		e, ok := entries[filepath.Join(dir, strconv.Itoa(id))]
+		if !ok {
+			t.Fatalf("file %d not visited", id)
+		}
+		wantUser, wantGroup := "", ""
+		if u, err := user.LookupId(strconv.Itoa(id)); err == nil {
+			wantUser = u.Username
+		}
+		if g, err := user.LookupGroupId(strconv.Itoa(id)); err == nil {
+			wantGroup = g.Name
+		}
+		if e.UID != uint32(id) || e.GID != uint32(id) || e.User != wantUser || e.Group != wantGroup {
+			t.Errorf("owner of file %d: %d:%d %q:%q, want %d:%d %q:%q", id, e.UID, e.GID, e.User, e.Group, id, id, wantUser, wantGroup)
+		}
+	}
+	if entries[filepath.Join(dir, "0")].User != "root" {
+		t.Error("root not named: the test proves nothing")
+	}
+}
+
+// A file is read to its end as it is when read: grown or shrunk since it
+// was listed.
+func TestReadChangedFile(t *testing.T) {
+	srv := sshtest.Start(t)
+	dir := t.TempDir()
+	grow, shrink := filepath.Join(dir, "grow"), filepath.Join(dir, "shrink")
+	small := bytes.Repeat([]byte("0123456789abcdef"), 1000)
+	large := bytes.Repeat([]byte("fedcba9876543210"), 70000) // > 4 blocks
+	for p, data := range map[string][]byte{grow: small, shrink: large} {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := open(t, config(srv, dir))
+	entries := collect(t, src)
+	for p, data := range map[string][]byte{grow: large, shrink: small} {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e := entries[p]
+		rc, err := e.Open(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s listed with %d bytes, now %d: read %d bytes, %v", filepath.Base(p), e.Size, len(data), len(got), err)
+		}
+	}
+	// Deleted after the walk: the error says it vanished.
+	if err := os.Remove(grow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := entries[grow].Open(t.Context()); !errors.Is(err, sources.ErrVanished) {
+		t.Errorf("Open of a deleted file: %v, want sources.ErrVanished", err)
+	}
+	// Closed: Open and Walk fail.
+	src.Close()
+	if _, err := entries[shrink].Open(t.Context()); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Open after Close: %v", err)
+	}
+	if err := src.Walk(t.Context(), sources.WalkOptions{}, &collector{entries: map[string]sources.Entry{}}); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Walk after Close: %v", err)
+	}
+}
+
+// A dropped connection fails reads and walks promptly instead of hanging.
+func TestConnectionDropped(t *testing.T) {
+	srv := sshtest.Start(t)
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("x"), 32<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := open(t, config(srv, dir))
+	entries := collect(t, src)
+	rc, err := entries[big].Open(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	buf := make([]byte, 64<<10)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.DropConnections(t); n == 0 {
+		t.Fatal("no connection to drop")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, rc)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("reading on after the connection dropped succeeded")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a read hangs after the connection dropped")
+	}
+	if err := src.Walk(t.Context(), sources.WalkOptions{}, &collector{entries: map[string]sources.Entry{}}); err == nil {
+		t.Error("a walk over a dropped connection succeeded")
+	}
+}
+
+// Host keys are checked like the SFTP backend checks them, and a missing
+// path is named.
+func TestOpenRefuses(t *testing.T) {
+	srv := sshtest.Start(t)
+	dir := t.TempDir()
+
+	cfg := config(srv, dir)
+	cfg.KnownHosts = filepath.Join(t.TempDir(), "empty")
+	_, err := sftp.Open(t.Context(), cfg)
+	var unknown *sshx.UnknownHostKeyError
+	if !errors.As(err, &unknown) || !errors.Is(err, sshx.ErrHostKey) {
+		t.Errorf("unknown host key: %v, want an UnknownHostKeyError", err)
+	}
+
+	cfg = config(srv, dir)
+	cfg.HostKey = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	if _, err := sftp.Open(t.Context(), cfg); !errors.Is(err, sshx.ErrHostKey) {
+		t.Errorf("pinned fingerprint mismatch: %v", err)
+	}
+	cfg.HostKey = srv.HostKeyFingerprint
+	cfg.KnownHosts = ""
+	open(t, cfg) // the right pin alone is enough
+
+	missing := filepath.Join(dir, "missing")
+	_, err = sftp.Open(t.Context(), config(srv, dir, missing))
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing path: %v, want fs.ErrNotExist naming %s", err, missing)
+	}
+	if _, err := sftp.Open(t.Context(), config(srv, "relative")); err == nil || !strings.Contains(err.Error(), "not absolute") {
+		t.Errorf("relative path: %v", err)
+	}
+}
