@@ -134,6 +134,12 @@ func runForget(ctx context.Context, a *app, opts forgetOptions, args []string) e
 	if err := opts.policy.Validate(); err != nil {
 		return err
 	}
+	if len(args) > 0 && !opts.policy.Empty() {
+		// restic removes the named snapshots and silently ignores the
+		// policy; a command line that asks for both is more likely a
+		// mistake than a wish to delete those snapshots regardless.
+		return errors.New("snapshot IDs and --keep-* options cannot be combined: the named snapshots would be removed regardless of the policy")
+	}
 	if opts.prune {
 		return errPruneNotImplemented
 	}
@@ -449,6 +455,9 @@ func (l *tagListsFlag) Set(s string) error {
 }
 
 func (l *tagListsFlag) String() string {
+	if len(*l) == 0 {
+		return "" // no "(default [])" in the help
+	}
 	parts := make([]string, len(*l))
 	for i, t := range *l {
 		parts[i] = "[" + strings.Join(t, ", ") + "]"

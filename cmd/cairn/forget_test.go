@@ -376,8 +376,14 @@ func TestForgetRefusesLikeRestic(t *testing.T) {
 			t.Errorf("%v: cairn says %q, want %q", args, mine.stderr, c.msg)
 		}
 	}
+	// Deliberately stricter than restic, which removes the named snapshots
+	// and ignores the policy.
+	res := tl.r.expect(1, "forget", "--keep-last", "5", tl.ids[1])
+	if !strings.Contains(res.stderr, "snapshot IDs and --keep-* options cannot be combined") {
+		t.Errorf("IDs with a policy: %s", res)
+	}
 	// --prune is not there yet and says so before removing anything.
-	res := tl.r.expect(1, "forget", "--keep-last", "1", "--prune")
+	res = tl.r.expect(1, "forget", "--keep-last", "1", "--prune")
 	if !strings.Contains(res.stderr, "--prune is not implemented yet") {
 		t.Errorf("--prune: %s", res)
 	}
