@@ -209,3 +209,140 @@ func writeFileAt(t *testing.T, p string, data []byte, mtime time.Time) {
 		t.Fatal(err)
 	}
 }
+
+// resticSnapshot is what the tests read from `restic snapshots --json`.
+type resticSnapshot struct {
+	Hostname string   `json:"hostname"`
+	Paths    []string `json:"paths"`
+}
+
+func resticSnapshots(t *testing.T, dir string, args ...string) []resticSnapshot {
+	t.Helper()
+	var snaps []resticSnapshot
+	decode(t, string(oracleFor(t).MustRun(dir, append([]string{"snapshots", "--json"}, args...)...).Stdout), &snaps)
+	return snaps
+}
+
+// Several hosts in one run, reached through ~/.ssh/config aliases (host
+// name, port, user, identity file and known_hosts from the config alone):
+// one snapshot per host, named after the alias, with that host's paths.
+// An unknown host key is refused with the fingerprint and how to trust
+// it, a missing path is named, and one failing host does not stop the
+// others.
+func TestBackupSFTPSourceHosts(t *testing.T) {
+	kvm1, kvm2, stranger := sshtest.Start(t), sshtest.Start(t), sshtest.Start(t)
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	home := strings.TrimPrefix(r.env[slices.IndexFunc(r.env, func(e string) bool { return strings.HasPrefix(e, "HOME=") })], "HOME=")
+	var cfg strings.Builder
+	for name, srv := range map[string]*sshtest.Server{"kvm1": kvm1, "kvm2": kvm2, "stranger": stranger} {
+		known := srv.KnownHosts
+		if srv == stranger {
+			known = filepath.Join(t.TempDir(), "empty_known_hosts")
+		}
+		fmt.Fprintf(&cfg, "Host %s\n  HostName %s\n  Port %d\n  User %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n",
+			name, srv.Host, srv.Port, srv.User, srv.UserKey.Path, known)
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	writeFiles(t, base, map[string]string{
+		"a/file.txt": "a\n", "a/skip.log": "log\n", "b/file.txt": "b\n", "c/file.txt": "c\n",
+	})
+	a, b, c := filepath.Join(base, "a"), filepath.Join(base, "b"), filepath.Join(base, "c")
+
+	res := r.ok("backup", "--exclude", "*.log", "sftp://kvm1"+a, "sftp://kvm2"+b, "sftp://kvm1"+c)
+	if strings.Count(res.stdout, "snapshot ") < 2 {
+		t.Errorf("want two snapshots reported:\n%s", res)
+	}
+	snaps := resticSnapshots(t, dir)
+	if len(snaps) != 2 {
+		t.Fatalf("restic sees %d snapshots, want one per host: %+v", len(snaps), snaps)
+	}
+	byHost := map[string][]string{}
+	for _, s := range snaps {
+		byHost[s.Hostname] = s.Paths
+	}
+	if !slices.Equal(byHost["kvm1"], []string{a, c}) || !slices.Equal(byHost["kvm2"], []string{b}) {
+		t.Errorf("snapshots by host %v, want kvm1: [%s %s], kvm2: [%s]", byHost, a, c, b)
+	}
+	if got := resticSnapshots(t, dir, "--host", "kvm2"); len(got) != 1 {
+		t.Errorf("restic snapshots --host kvm2: %+v", got)
+	}
+	ls := string(oracleFor(t).MustRun(dir, "ls", "latest", "--host", "kvm1").Stdout)
+	if !strings.Contains(ls, a+"/file.txt") || !strings.Contains(ls, c+"/file.txt") || strings.Contains(ls, "skip.log") {
+		t.Errorf("restic ls of kvm1's snapshot (--exclude '*.log'):\n%s", ls)
+	}
+
+	// An unknown host key: refused, with what to do about it.
+	res = r.expect(1, "backup", "sftp://stranger"+a)
+	if !strings.Contains(res.stderr, "host key verification failed") || !strings.Contains(res.stderr, stranger.HostKeyFingerprint) {
+		t.Errorf("unknown host key: want a refusal naming the fingerprint %s:\n%s", stranger.HostKeyFingerprint, res)
+	}
+	// One host failing does not stop the others, and fails the run.
+	res = r.expect(1, "backup", "sftp://stranger"+a, "sftp://kvm2"+b)
+	if !strings.Contains(res.stderr, "1 of 2 hosts") {
+		t.Errorf("one host of two failing:\n%s", res)
+	}
+	if got := resticSnapshots(t, dir, "--host", "kvm2"); len(got) != 2 {
+		t.Errorf("kvm2 was not backed up beside the failing host: %d snapshots", len(got))
+	}
+	if got := resticSnapshots(t, dir, "--host", "stranger"); len(got) != 0 {
+		t.Errorf("a snapshot of the refused host exists: %+v", got)
+	}
+	// A missing remote path is named.
+	res = r.expect(1, "backup", "sftp://kvm1"+base+"/missing")
+	if !strings.Contains(res.stderr, base+"/missing") {
+		t.Errorf("missing remote path not named:\n%s", res)
+	}
+	// Refused combinations.
+	if res := r.expect(1, "backup", "--host", "x", "sftp://kvm1"+a, "sftp://kvm2"+b); !strings.Contains(res.stderr, "--host") {
+		t.Errorf("--host with two hosts:\n%s", res)
+	}
+	if res := r.expect(1, "backup", "sftp://kvm1"+a, b); !strings.Contains(res.stderr, "cannot be mixed") {
+		t.Errorf("local and remote paths mixed:\n%s", res)
+	}
+	oracleFor(t).MustCheck(dir, false)
+}
+
+// Files the remote user may not read are warnings naming them: the
+// snapshot is written without them and the run exits with status 3.
+func TestBackupSFTPSourceUnreadable(t *testing.T) {
+	var opts sshtest.Options
+	if os.Geteuid() == 0 {
+		// Root reads everything: the SFTP server runs as nobody instead,
+		// like an unprivileged backup account.
+		opts.ExtraConfig = []string{fmt.Sprintf("ForceCommand setpriv --reuid=65534 --regid=65534 --clear-groups %s", sftpServerBin)}
+	}
+	srv := sshtest.StartWith(t, opts)
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	src := t.TempDir()
+	for p := src; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFiles(t, src, map[string]string{"ok.txt": "readable\n", "secret.txt": "secret\n", "private/inside": "x\n"})
+	for _, p := range []string{"secret.txt", "private"} {
+		if err := os.Chmod(filepath.Join(src, p), 0); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(filepath.Join(src, p), 0o700) })
+	}
+	res := r.expect(3, "backup", "-o", "sftp.key="+srv.UserKey.Path, "-o", "sftp.known-hosts="+srv.KnownHosts, sftpSourceURL(srv, src))
+	for _, p := range []string{"secret.txt", "private"} {
+		if !strings.Contains(res.stderr, filepath.Join(src, p)) {
+			t.Errorf("no warning naming %s:\n%s", p, res)
+		}
+	}
+	ls := string(oracleFor(t).MustRun(dir, "ls", "latest").Stdout)
+	if !strings.Contains(ls, src+"/ok.txt") || strings.Contains(ls, "secret.txt") || strings.Contains(ls, "inside") {
+		t.Errorf("snapshot contents:\n%s", ls)
+	}
+	oracleFor(t).MustCheck(dir, true)
+}
