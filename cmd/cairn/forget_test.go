@@ -188,6 +188,8 @@ func TestForgetPoliciesLikeRestic(t *testing.T) {
 	if len(tl.ids) < 300 {
 		t.Fatalf("timeline has only %d snapshots", len(tl.ids))
 	}
+	var mineTime, theirTime time.Duration
+	defer func() { t.Logf("wall time of all dry runs: cairn %v, restic %v", mineTime, theirTime) }()
 	for _, c := range []struct {
 		args []string
 		// allKept: the policy keeps every selected snapshot.
@@ -228,8 +230,12 @@ func TestForgetPoliciesLikeRestic(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			args := append([]string{"forget", "--dry-run", "--json"}, c.args...)
+			start := time.Now()
 			mine := tl.r.ok(args...).stdout
-			theirs := string(tl.o.MustRun(tl.dir, args...).Stdout)
+			mineTime += time.Since(start)
+			res := tl.o.MustRun(tl.dir, args...)
+			theirTime += res.Duration
+			theirs := string(res.Stdout)
 			mg, tg := forgetGroups(t, mine), forgetGroups(t, theirs)
 			if !sameForgetJSON(t, mine, theirs) {
 				t.Fatalf("differs from restic: %s", describeForgetDiff(mg, tg))

@@ -243,3 +243,23 @@ func TestGroup(t *testing.T) {
 		t.Errorf("bad option: %v", err)
 	}
 }
+
+// Weeks are ISO weeks: Monday 2024-12-30 and Wednesday 2025-01-01 share
+// week 2025-W01, while Sunday 2021-01-03 still belongs to 2020-W53.
+func TestApplyISOWeeks(t *testing.T) {
+	list := []*repo.Snapshot{
+		snap("2021-01-03T12:00:00Z"),
+		snap("2021-01-04T12:00:00Z"),
+		snap("2024-12-29T12:00:00Z"),
+		snap("2024-12-30T12:00:00Z"),
+		snap("2025-01-01T12:00:00Z"),
+	}
+	res := Apply(list, Policy{Weekly: 10}, now)
+	want := []string{"2025-01-01T12:00:00Z", "2024-12-29T12:00:00Z", "2021-01-04T12:00:00Z", "2021-01-03T12:00:00Z"}
+	if got := times(res.Keep); !reflect.DeepEqual(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+	if got := times(res.Remove); !reflect.DeepEqual(got, []string{"2024-12-30T12:00:00Z"}) {
+		t.Errorf("removed %v", got)
+	}
+}
