@@ -549,28 +549,40 @@ func dataPacks(t *testing.T, o *oracle.Restic, dir string) (sizes []int64, dataC
 	return sizes, dataCompressed, treeCompressed, treeUncompressed
 }
 
-// Bullet 4: `cairn backup --compression off|max` with the smallest pack
-// size into a version 2 repository passes `restic check --read-data`;
-// data blobs are compressed only when asked for, trees always (as restic
-// does), and packs are cut at the requested size.
+// Bullet 4: `cairn backup --compression off|max|auto|fastest|better` with
+// the smallest pack size into a version 2 repository, and a backup into a
+// version 1 repository made by `cairn init`, pass `restic check
+// --read-data` and restore identically with restic; data blobs are
+// compressed only when asked for, trees always in version 2 (as restic
+// does) and never in version 1, and packs are cut at the requested size.
 func TestCompatCompressionAndPackSize(t *testing.T) {
 	m := compatFixture(t, 20)
 	big := t.TempDir()
 	const bigSize = 20 << 20
 	writeBigFiles(t, big, bigSize)
 	packed := map[string]float64{}
-	for _, compression := range []string{"off", "max"} {
+	// "v1" is a version 1 repository made by `cairn init`: nothing may be
+	// compressed there.
+	for _, compression := range []string{"off", "max", "auto", "fastest", "better", "v1"} {
 		t.Run(compression, func(t *testing.T) {
-			dir := newRepo(t)
+			var dir string
+			args := []string{"backup", "--json", "--pack-size", "4"}
+			if compression == "v1" {
+				dir = filepath.Join(t.TempDir(), "repo")
+				newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir).ok("init", "--repository-version", "1")
+			} else {
+				dir = newRepo(t)
+				args = append(args, "--compression", compression)
+			}
 			r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
 			o := oracleFor(t)
-			sum := backupJSON(t, r, "--compression", compression, "--pack-size", "4", m.Root, big)
+			sum := backupJSON(t, r, append(args[2:], m.Root, big)...)
 			packed[compression] = sum["data_added_packed"].(float64)
 			o.MustCheck(dir, true)
 
 			sizes, dataZ, treeZ, treeRaw := dataPacks(t, o, dir)
 			t.Logf("--compression %s: %v bytes of data packed, data packs %v", compression, packed[compression], sizes)
-			if dataZ != (compression == "max") || !treeZ || treeRaw {
+			if v1 := compression == "v1"; dataZ != (compression != "off" && !v1) || treeZ == v1 || treeRaw != v1 {
 				t.Errorf("--compression %s: compressed data blobs %v, compressed trees %v, uncompressed trees %v", compression, dataZ, treeZ, treeRaw)
 			}
 			// A pack is closed once it reaches 4 MiB, so it ends below 4
