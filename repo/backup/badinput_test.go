@@ -2,11 +2,18 @@ package backup
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/sources"
 )
 
 // TestDamagedSnapshotSkippedAndNamed: when the latest snapshot cannot be
@@ -51,5 +58,66 @@ func TestDamagedSnapshotSkippedAndNamed(t *testing.T) {
 	}
 	if res.Warnings != 0 {
 		t.Errorf("%d source warnings: a damaged snapshot is not a source problem (exit 3)", res.Warnings)
+	}
+}
+
+// vanishingSource reports one entry as vanished during the walk (as
+// sources/local does when lstat fails after readdir) and lets another
+// vanish between the walk and the read.
+type vanishingSource struct {
+	*memSource
+	walkGone, openGone string
+}
+
+func (s *vanishingSource) Walk(ctx context.Context, opts sources.WalkOptions, v sources.Visitor) error {
+	return s.memSource.Walk(ctx, opts, &vanishingVisitor{v, s, opts})
+}
+
+type vanishingVisitor struct {
+	sources.Visitor
+	s    *vanishingSource
+	opts sources.WalkOptions
+}
+
+func (v *vanishingVisitor) Visit(ctx context.Context, e *sources.Entry) error {
+	switch e.Path {
+	case v.s.walkGone:
+		return v.opts.OnError(e.HostPath, fmt.Errorf("lstat %s: %w", e.HostPath, errors.Join(sources.ErrVanished, fs.ErrNotExist)))
+	case v.s.openGone:
+		e.Open = func(context.Context) (io.ReadCloser, error) {
+			return nil, fmt.Errorf("open %s: %w", e.HostPath, errors.Join(sources.ErrVanished, fs.ErrNotExist))
+		}
+	}
+	return v.Visitor.Visit(ctx, e)
+}
+
+// TestVanishedFilesWarn: entries that vanish during the walk or before
+// they are read are warnings (the CLI exits 3), and the snapshot is still
+// saved with everything else.
+func TestVanishedFilesWarn(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t)
+	src := &vanishingSource{
+		memSource: newMemSource(map[string][]byte{"keep": []byte("kept"), "d/walk-gone": []byte("w"), "open-gone": []byte("o")}),
+		walkGone:  "d/walk-gone", openGone: "open-gone",
+	}
+	var warned []string
+	res, err := Run(ctx, r, src, Options{Warn: func(p string, err error) {
+		if !errors.Is(err, sources.ErrVanished) {
+			t.Errorf("warning for %s: %v does not wrap sources.ErrVanished", p, err)
+		}
+		warned = append(warned, p)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(warned)
+	if res.Warnings != 2 || !slices.Equal(warned, []string{"/d/walk-gone", "/open-gone"}) {
+		t.Fatalf("warnings %d %q, want the two vanished files", res.Warnings, warned)
+	}
+	got := map[string][]byte{}
+	readBack(t, r, *res.Snapshot.Tree, "", got)
+	if len(got) != 1 || string(got["keep"]) != "kept" {
+		t.Fatalf("snapshot holds %q, want only keep", slices.Collect(maps.Keys(got)))
 	}
 }
