@@ -77,7 +77,13 @@ func valuesFile(t testing.TB, values string) string {
 // returns its standard output, or an error carrying its standard error.
 func helmTemplate(t testing.TB, valueFiles ...string) (string, error) {
 	t.Helper()
-	args := []string{"template", release, chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}
+	return helmTemplateIn(t, namespace, valueFiles...)
+}
+
+// helmTemplateIn is helmTemplate for another namespace.
+func helmTemplateIn(t testing.TB, ns string, valueFiles ...string) (string, error) {
+	t.Helper()
+	args := []string{"template", release, chartDir(t), "--namespace", ns, "--kube-version", kubeVersion}
 	for _, f := range valueFiles {
 		args = append(args, "-f", f)
 	}
