@@ -27,6 +27,7 @@ type fileJob struct {
 	pending atomic.Int64
 	bytes   int64
 	failed  atomic.Bool
+	links   jobLinks // hard links of a streamed walk waiting for the content
 }
 
 // chunkJob is one chunk of a file for the blob workers.
@@ -171,6 +172,8 @@ func (b *backuper) fileDone(ctx context.Context, job *fileJob) error {
 	if job.pending.Add(-1) != 0 {
 		return nil
 	}
+	// A hard link seen meanwhile may be updating the node's link count.
+	job.links.mu.Lock()
 	if !job.failed.Load() {
 		n := job.node
 		n.Content = make([]blob.ID, len(job.chunks))
@@ -192,6 +195,13 @@ func (b *backuper) fileDone(ctx context.Context, job *fileJob) error {
 			b.opts.Progress.Files.Add(1)
 			b.opts.Progress.Bytes.Add(job.bytes)
 		}
+	}
+	// Streamed walks keep the job for hard links until the end: its
+	// chunks are not needed any more.
+	job.chunks = nil
+	job.links.mu.Unlock()
+	if err := b.finishLinks(ctx, job); err != nil {
+		return err
 	}
 	return b.childDone(ctx, job.frame)
 }

@@ -41,6 +41,10 @@ type backuper struct {
 
 	chunkBufs     sync.Pool
 	streamChunker *chunk.Chunker // for streamed sources, used by the walker
+	// streamFiles are the regular files of a streamed walk, by path, for
+	// hard links to them (VisitLink); linkGroups counts the groups.
+	streamFiles map[string]*streamFile
+	linkGroups  uint64
 
 	warnings                                atomic.Int64
 	filesNew, filesChanged, filesUnmodified atomic.Int64
@@ -259,6 +263,7 @@ func (b *backuper) visitFile(ctx context.Context, up *dirFrame, e *sources.Entry
 			n.Size = s.prev.Size
 			s.node = n
 			up.slots = append(up.slots, s)
+			b.rememberFile(e.Path, n, nil)
 			b.filesUnmodified.Add(1)
 			b.bytesProcessed.Add(int64(n.Size))
 			if b.opts.Progress != nil {
@@ -274,6 +279,7 @@ func (b *backuper) visitFile(ctx context.Context, up *dirFrame, e *sources.Entry
 	}
 	up.addSlot(s)
 	job := &fileJob{frame: up, slot: s, node: n, open: e.Open, hostPath: e.HostPath, size: e.Size}
+	b.rememberFile(e.Path, n, job)
 	if b.info.Streamed {
 		// The content is only readable now: read it in this goroutine,
 		// hashing and compressing in the blob workers.
