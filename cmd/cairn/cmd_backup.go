@@ -83,7 +83,8 @@ command given as the arguments ("-- ssh host tar -cf - /srv/app"). Every
 member becomes its own file in the snapshot, at the place its name gives it
 (GNU tar drops the leading "/", so /srv/app/x is stored as /srv/app/x), so
 files deduplicate one by one and restore one by one. Names with ".." are
-refused with a warning; hard links are stored with their target's content.
+refused with a warning; hard links are stored as hard links, as restic
+stores them.
 A malformed or truncated archive, or a failing command, creates no
 snapshot. --stdin-tar-path names the snapshot's paths (default "/"): give
 the directories the archive holds, so that the next backup of the same

@@ -119,8 +119,8 @@ func testStdinTar(t *testing.T, bin string, f tarFormat) {
 	o.Restore(dir, "latest", target)
 	opts := testtree.CompareOptions{
 		IgnoreXattrs: !f.xattrs,
-		// Until the backup stores VisitLink's hard links, each name is a
-		// file of its own with the same content (compared below).
+		// Checked below: restic restores hard links of regular files
+		// only, never of symlinks, from any backup.
 		IgnoreHardLinks: true,
 		Ignore: func(p string) bool {
 			for _, ex := range f.exclude {
@@ -132,6 +132,7 @@ func testStdinTar(t *testing.T, bin string, f tarFormat) {
 		},
 	}
 	testtree.Compare(t, m.Root, filepath.Join(target, src), opts)
+	checkHardLinks(t, m, filepath.Join(target, src))
 	// Sanity: the comparison saw the awkward parts.
 	for _, p := range []string{"names/new\nline", "links/non-utf8", "files/sparse.img", "hardlinks/sub/c", "special/fifo"} {
 		if _, err := os.Lstat(filepath.Join(target, src, p)); err != nil {
@@ -150,6 +151,35 @@ func testStdinTar(t *testing.T, bin string, f tarFormat) {
 	decode(t, r.ok("snapshots", "--json").stdout, &sns)
 	if len(sns) != 2 || sns[1]["parent"] != sns[0]["id"] || sns[1]["paths"].([]any)[0] != src || sns[1]["hostname"] != "tarhost" {
 		t.Errorf("snapshots: %v", sns)
+	}
+}
+
+// checkHardLinks checks that every hard-link group of regular files in
+// the fixture is one inode again in the restored tree.
+func checkHardLinks(t *testing.T, m *testtree.Manifest, restored string) {
+	t.Helper()
+	groups := 0
+	for _, g := range m.HardLinkGroups() {
+		if leader, _ := m.Lookup(g[0]); !leader.IsRegular() {
+			continue
+		}
+		groups++
+		var first os.FileInfo
+		for _, p := range g {
+			fi, err := os.Lstat(filepath.Join(restored, p))
+			if err != nil {
+				t.Errorf("hard link %s: %v", p, err)
+				continue
+			}
+			if first == nil {
+				first = fi
+			} else if !os.SameFile(first, fi) {
+				t.Errorf("%s is not a hard link to %s after the restore", p, g[0])
+			}
+		}
+	}
+	if groups < 3 {
+		t.Errorf("only %d hard-link groups of files in the fixture", groups)
 	}
 }
 
