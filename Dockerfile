@@ -13,7 +13,8 @@
 
 ARG GO_VERSION=1.26
 
-FROM golang:${GO_VERSION}-bookworm AS build
+# Build on the builder's own platform and cross-compile (no emulation).
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 # Dependencies first, so that a source change reuses the module cache layer.
 COPY go.mod go.sum ./
@@ -25,15 +26,17 @@ ARG TARGETARCH=amd64
 RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/cairn ./cmd/cairn
 # The user 65532 ("nonroot" in distroless images) with a home for
 # ~/.ssh/config; /tmp and /cache exist for runs without the chart's emptyDirs.
-RUN mkdir -p /rootfs/etc /rootfs/tmp /rootfs/cache /rootfs/home/cairn \
+RUN mkdir -p /rootfs/etc /rootfs/tmp /rootfs/home \
  && echo 'cairn:x:65532:65532:cairn:/home/cairn:/sbin/nologin' > /rootfs/etc/passwd \
  && echo 'cairn:x:65532:' > /rootfs/etc/group \
- && chmod 1777 /rootfs/tmp \
- && chown 65532:65532 /rootfs/cache /rootfs/home/cairn
+ && chmod 1777 /rootfs/tmp
 
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /rootfs/ /
+# Owned by the user (COPY would make them root's).
+COPY --from=build --chown=65532:65532 /rootfs/home/ /home/cairn/
+COPY --from=build --chown=65532:65532 /rootfs/home/ /cache/
 COPY --from=build /out/cairn /usr/local/bin/cairn
 USER 65532:65532
 ENV HOME=/home/cairn RESTIC_CACHE_DIR=/cache TMPDIR=/tmp
