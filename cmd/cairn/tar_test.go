@@ -35,7 +35,9 @@ func gnuTarBin(t *testing.T) string {
 // tarFormat is how one GNU tar format is tested: what it cannot carry is
 // left out of the archive (tar would fail on it) and of the comparison.
 type tarFormat struct {
-	name string
+	name   string // the subtest
+	format string // tar --format
+	extra  []string
 	// seconds: the format stores whole seconds, so the fixture's times
 	// are truncated before archiving.
 	seconds bool
@@ -48,9 +50,11 @@ type tarFormat struct {
 }
 
 var tarFormats = []tarFormat{
-	{name: "posix", xattrs: true},
-	{name: "gnu", seconds: true, viaStdin: true},
-	{name: "ustar", seconds: true, exclude: []string{
+	{name: "posix", format: "posix", xattrs: true},
+	// Sparse files as PAX 1.0 sparse members, and in the old GNU format.
+	{name: "posix-sparse", format: "posix", xattrs: true, extra: []string{"--sparse", "--sparse-version=1.0"}, viaStdin: true},
+	{name: "gnu-sparse", format: "gnu", seconds: true, extra: []string{"--sparse"}, viaStdin: true},
+	{name: "ustar", format: "ustar", seconds: true, exclude: []string{
 		// ustar: names up to 100+155 bytes, link targets up to 100, ids
 		// up to 2097151, times from 1970 to 2242.
 		"names/" + strings.Repeat("D", 255),
@@ -84,7 +88,7 @@ func testStdinTar(t *testing.T, bin string, f tarFormat) {
 	if f.seconds {
 		truncateTimes(t, src)
 	}
-	tarCmd := []string{bin, "--format=" + f.name, "-C", "/", "-cf", "-"}
+	tarCmd := append([]string{bin, "--format=" + f.format, "-C", "/", "-cf", "-"}, f.extra...)
 	if f.xattrs {
 		tarCmd = append(tarCmd, "--xattrs", "--xattrs-include=*")
 	}
