@@ -346,3 +346,53 @@ func TestBackupSFTPSourceUnreadable(t *testing.T) {
 	}
 	oracleFor(t).MustCheck(dir, true)
 }
+
+// A connection lost mid-backup fails the run without a snapshot, the
+// repository stays valid, and the next run succeeds.
+func TestBackupSFTPSourceConnectionLost(t *testing.T) {
+	srv, logFile := loggingSSHD(t)
+	proxy := sshtest.NewProxy(t, srv.Addr())
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	src := t.TempDir()
+	files := map[string]string{}
+	for i := range 40 {
+		files[fmt.Sprintf("f%02d", i)] = strings.Repeat(fmt.Sprintf("%08d", i*7919), 1<<17) // 1 MiB each
+	}
+	writeFiles(t, src, files)
+	url := fmt.Sprintf("sftp://%s@127.0.0.1:%d%s", srv.User, proxy.Port(), src)
+	opts := []string{"-o", "sftp.key=" + srv.UserKey.Path, "-o", "sftp.host-key=" + srv.HostKeyFingerprint,
+		// Notice the silent peer within seconds.
+		"-o", "sftp.args=-o ServerAliveInterval=1 -o ServerAliveCountMax=2", "--read-concurrency", "1"}
+
+	// Freeze the connection once the first file is being read.
+	go func() {
+		for range 600 {
+			if data, _ := os.ReadFile(logFile); strings.Contains(string(data), "\nopen \"") {
+				proxy.Freeze()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	res := r.run(append([]string{"backup"}, append(opts, url)...)...)
+	if res.code != 1 || !strings.Contains(res.stderr, "connection to the remote host lost") {
+		t.Fatalf("backup over a lost connection: want exit 1 naming the lost connection, got %s", res)
+	}
+	if strings.Contains(res.stderr, "context canceled") {
+		t.Errorf("files abandoned after the connection was lost are reported as errors of their own:\n%s", res.stderr)
+	}
+	if snaps := resticSnapshots(t, dir); len(snaps) != 0 {
+		t.Fatalf("a snapshot was written although the connection was lost: %+v", snaps)
+	}
+	oracleFor(t).MustCheck(dir, false)
+
+	// The network is back: a new proxy, the same server.
+	proxy2 := sshtest.NewProxy(t, srv.Addr())
+	url = fmt.Sprintf("sftp://%s@127.0.0.1:%d%s", srv.User, proxy2.Port(), src)
+	summary := backupJSON(t, r, append(opts, url)...)
+	if summary["files_new"].(float64) != 40 {
+		t.Errorf("second run: %v", summary)
+	}
+	oracleFor(t).MustCheck(dir, true)
+}

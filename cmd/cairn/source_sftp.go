@@ -165,9 +165,25 @@ func backupRemote(ctx, bctx context.Context, a *app, r *repo.Repository, opts ba
 	if !a.gopts.JSON {
 		p.V("start backup of %s on %v", info.Hostname, info.Paths)
 	}
-	res, err := backup.Run(bctx, r, src, bopts)
+	// A lost connection fails every file still to be read: end the backup
+	// (no snapshot) instead of saving one without them; the next run
+	// reuses what was uploaded.
+	runCtx, abort := context.WithCancelCause(bctx)
+	defer abort(nil)
+	warn := bopts.Warn
+	bopts.Warn = func(path string, err error) {
+		if errors.Is(err, sftpsource.ErrConnectionLost) {
+			abort(err)
+			return
+		}
+		if runCtx.Err() != nil && errors.Is(err, context.Canceled) {
+			return // files given up on because of the abort, not problems of their own
+		}
+		warn(path, err)
+	}
+	res, err := backup.Run(runCtx, r, src, bopts)
 	if err != nil {
-		if cause := context.Cause(bctx); ctx.Err() == nil && cause != nil && !errors.Is(err, cause) {
+		if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%v)", err, cause)
 		}
 		return fmt.Errorf("host %s: unable to save snapshot: %w", info.Hostname, err)

@@ -32,6 +32,9 @@ func (s *Source) opener(host string, size int64) func(context.Context) (io.ReadC
 		}
 		f, err := s.client.OpenFile(host, os.O_RDONLY)
 		if err != nil {
+			if err := s.lost(err); errors.Is(err, ErrConnectionLost) {
+				return nil, fmt.Errorf("open %s: %w", host, err)
+			}
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("%w: open %s: %w", sources.ErrVanished, host, err)
 			}
@@ -40,7 +43,7 @@ func (s *Source) opener(host string, size int64) func(context.Context) (io.ReadC
 		// Several blocks in flight: RequestsPerFile 32 KiB requests in all.
 		window := max(1, s.cfg.RequestsPerFile*32<<10/blockSize)
 		rctx, cancel := context.WithCancel(ctx)
-		return &reader{f: f, name: host, size: size, window: window, ctx: rctx, cancel: cancel}, nil
+		return &reader{src: s, f: f, name: host, size: size, window: window, ctx: rctx, cancel: cancel}, nil
 	}
 }
 
@@ -51,6 +54,7 @@ func (s *Source) opener(host string, size int64) func(context.Context) (io.ReadC
 // size plus one byte, so a small file costs a single request that also
 // sees the end. Memory is bounded by window blocks.
 type reader struct {
+	src    *Source
 	f      *sftp.File
 	name   string
 	size   int64 // as listed
@@ -134,7 +138,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		r.curBuf, r.cur = b.buf, (*b.buf)[:b.n]
 		switch {
 		case b.err != nil && !errors.Is(b.err, io.EOF):
-			r.err = &fs.PathError{Op: "read", Path: r.name, Err: b.err}
+			r.err = &fs.PathError{Op: "read", Path: r.name, Err: r.src.lost(b.err)}
 			if errors.Is(b.err, context.Canceled) || errors.Is(b.err, context.DeadlineExceeded) {
 				r.err = b.err
 			}

@@ -25,7 +25,18 @@ type Source struct {
 	owners *owners // nil when the server cannot name owners
 	info   sources.Info
 	closed atomic.Bool
+	// dead is closed when the SFTP session ends, by Close or because the
+	// connection was lost.
+	dead chan struct{}
 }
+
+// ErrConnectionLost is wrapped by the errors of every operation that
+// failed because the SSH connection ended during the backup (the host
+// rebooted, the network dropped). Unlike a file that cannot be read, this
+// leaves the rest of the walk unknown: Walk returns it instead of handing
+// it to OnError, and a backup should fail rather than write a snapshot
+// without the rest of the files.
+var ErrConnectionLost = errors.New("connection to the remote host lost")
 
 var _ sources.Source = (*Source)(nil)
 
@@ -62,7 +73,11 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 		conn.Close()
 		return nil, fmt.Errorf("sftp source %s: start the SFTP subsystem: %w", cfg, err)
 	}
-	s := &Source{cfg: cfg, conn: conn, client: client}
+	s := &Source{cfg: cfg, conn: conn, client: client, dead: make(chan struct{})}
+	go func() {
+		_ = client.Wait()
+		close(s.dead)
+	}()
 	for _, p := range cfg.Paths {
 		if _, err := client.Lstat(p); err != nil {
 			s.Close()
@@ -125,6 +140,24 @@ func (s *Source) Close() error {
 		return fmt.Errorf("sftp source %s: close: %w", s.cfg, err)
 	}
 	return nil
+}
+
+// lost wraps err in ErrConnectionLost when the connection is gone. The
+// SFTP client reports a lost connection to requests in flight with
+// ErrSSHFxConnectionLost, and a request sent after it ended may fail in
+// other ways; both count.
+func (s *Source) lost(err error) error {
+	if err == nil || s.closed.Load() || errors.Is(err, ErrConnectionLost) {
+		return err
+	}
+	select {
+	case <-s.dead:
+	default:
+		if !errors.Is(err, sftp.ErrSSHFxConnectionLost) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w (%s): %w", ErrConnectionLost, s.cfg.Host, err)
 }
 
 // errClosed is returned after Close.

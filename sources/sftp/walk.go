@@ -114,8 +114,9 @@ func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.V
 }
 
 // fail hands a problem with path to OnError: nil means skip and go on.
+// A lost connection is no problem of one entry: it ends the walk.
 func (w *walker) fail(path string, err error) error {
-	if w.onError == nil {
+	if w.onError == nil || errors.Is(err, ErrConnectionLost) {
 		return err
 	}
 	return w.onError(path, err)
@@ -158,7 +159,7 @@ func (w *walker) node(snap string, n *vnode) error {
 func (w *walker) inner(snap, host string) (e *sources.Entry, stop error) {
 	fi, err := w.src.client.Stat(host)
 	if err != nil {
-		return nil, w.fail(host, &fs.PathError{Op: "stat", Path: host, Err: err})
+		return nil, w.fail(host, &fs.PathError{Op: "stat", Path: host, Err: w.src.lost(err)})
 	}
 	e = &sources.Entry{Path: snap, HostPath: host}
 	w.fill(e, fi)
@@ -172,6 +173,7 @@ func (w *walker) inner(snap, host string) (e *sources.Entry, stop error) {
 func (w *walker) target(snap, host string) error {
 	fi, err := w.src.client.Lstat(host)
 	if err != nil {
+		err = w.src.lost(err)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("%w: %w", sources.ErrVanished, err)
 		}
@@ -183,7 +185,7 @@ func (w *walker) target(snap, host string) error {
 	}
 	if e.Type == sources.Symlink {
 		if e.LinkTarget, err = w.src.client.ReadLink(host); err != nil {
-			if err := w.fail(host, &fs.PathError{Op: "readlink", Path: host, Err: err}); err != nil {
+			if err := w.fail(host, &fs.PathError{Op: "readlink", Path: host, Err: w.src.lost(err)}); err != nil {
 				return err
 			}
 		}
@@ -349,6 +351,7 @@ func (w *walker) list(j *dirJob) {
 	c := w.src.client
 	infos, err := c.ReadDirContext(w.ctx, j.host)
 	if err != nil {
+		err = w.src.lost(err)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("%w: %w", sources.ErrVanished, err)
 		}
@@ -437,6 +440,7 @@ func (w *walker) readLinks(items []item, links []int) {
 		it := &items[i]
 		g.Go(func() error {
 			target, err := w.src.client.ReadLink(it.e.HostPath)
+			err = w.src.lost(err)
 			switch {
 			case err == nil:
 				it.e.LinkTarget = target
