@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -77,7 +78,11 @@ func encoderFor(level zstd.EncoderLevel) *zstd.Encoder {
 		zstd.WithEncoderCRC(false),
 		// 512 KiB is enough look-behind for blobs, which are about 1 MiB.
 		zstd.WithWindowSize(512*1024),
-		zstd.WithEncoderConcurrency(1),
+		// EncodeAll takes one of the encoder's internal encoders for the
+		// whole call; with one of them, every blob worker would wait for
+		// the others and compression (half of a backup's CPU) would run
+		// on one core. One per core, like restic's default.
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithLowerEncoderMem(true),
 	)
 	if err != nil {
