@@ -219,3 +219,84 @@ func TestOpenRefuses(t *testing.T) {
 		t.Errorf("relative path: %v", err)
 	}
 }
+
+// recorder keeps the visit order, for layout checks.
+type recorder struct{ events []string }
+
+func (r *recorder) Visit(_ context.Context, e *sources.Entry) error {
+	r.events = append(r.events, e.Path+"="+e.HostPath)
+	return nil
+}
+
+func (r *recorder) LeaveDir(_ context.Context, p string) error {
+	r.events = append(r.events, "leave "+p)
+	return nil
+}
+
+// "/" puts the remote root's entries at the snapshot root, excludes apply
+// to them (they are not targets), and a target inside another adds
+// nothing. The server is chrooted to a small tree to have a root worth
+// walking.
+func TestRootAndNestedTargets(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("sshd's ChrootDirectory needs root")
+	}
+	// Every component of a chroot must be root-owned and writable by
+	// nobody else, which rules out /tmp (mode 1777).
+	root, err := os.MkdirTemp("/run", "cairn-sftp-chroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"srv/app/sub", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"srv/app/sub/f", "etc/conf", "etc/skip.log"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := sshtest.StartWith(t, sshtest.Options{ExtraConfig: []string{"ChrootDirectory " + root}})
+
+	walk := func(opts sources.WalkOptions, paths ...string) []string {
+		t.Helper()
+		src := open(t, config(srv, paths...))
+		r := &recorder{}
+		if err := src.Walk(t.Context(), opts, r); err != nil {
+			t.Fatal(err)
+		}
+		return r.events
+	}
+	got := walk(sources.WalkOptions{Exclude: excludeSuffix(".log")}, "/")
+	want := []string{
+		"etc=/etc", "etc/conf=/etc/conf", "leave etc",
+		"srv=/srv", "srv/app=/srv/app", "srv/app/sub=/srv/app/sub", "srv/app/sub/f=/srv/app/sub/f",
+		"leave srv/app/sub", "leave srv/app", "leave srv", "leave ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("walk of /:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	got = walk(sources.WalkOptions{}, "/srv/app/sub", "/srv/app", "/etc/conf")
+	want = []string{
+		"etc=/etc", "etc/conf=/etc/conf", "leave etc",
+		"srv=/srv", "srv/app=/srv/app", "srv/app/sub=/srv/app/sub", "srv/app/sub/f=/srv/app/sub/f",
+		"leave srv/app/sub", "leave srv/app", "leave srv", "leave ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("walk of nested targets:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// excludeSuffix is a plain Excluder (without sources/filter's optional
+// methods) leaving out names with a suffix.
+type excludeSuffix string
+
+func (x excludeSuffix) Excluded(e *sources.Entry) bool { return strings.HasSuffix(e.HostPath, string(x)) }
+func (excludeSuffix) ExcludedByContents(*sources.Entry, func(string, int) ([]byte, error)) bool {
+	return false
+}
