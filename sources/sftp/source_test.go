@@ -296,7 +296,9 @@ func TestRootAndNestedTargets(t *testing.T) {
 // methods) leaving out names with a suffix.
 type excludeSuffix string
 
-func (x excludeSuffix) Excluded(e *sources.Entry) bool { return strings.HasSuffix(e.HostPath, string(x)) }
+func (x excludeSuffix) Excluded(e *sources.Entry) bool {
+	return strings.HasSuffix(e.HostPath, string(x))
+}
 func (excludeSuffix) ExcludedByContents(*sources.Entry, func(string, int) ([]byte, error)) bool {
 	return false
 }
