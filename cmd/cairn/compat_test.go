@@ -298,6 +298,29 @@ func TestCompatCairnBackupIsResticBackup(t *testing.T) {
 	}
 }
 
+// The other direction of the identity proof: after restic's backup of the
+// awkward tree into a repository restic made, cairn's backup of the same
+// tree — with restic's snapshot as parent, and with --force — stores no
+// data and no tree blob and arrives at restic's root tree.
+func TestCompatResticBackupIsCairnBackup(t *testing.T) {
+	m := compatFixture(t, 50)
+	dir := filepath.Join(t.TempDir(), "repo")
+	o := oracleFor(t)
+	o.Init(dir, 2)
+	first := o.InDir(m.Root).Backup(dir, []string{"."}, "--host", compatHost)
+	resticTree := snapshotTree(t, o, dir, first.SnapshotID)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir).inDir(m.Root)
+	for _, extra := range [][]string{{"--parent", first.SnapshotID}, {"--parent", first.SnapshotID, "--force"}} {
+		sum := backupJSON(t, r, append(append([]string{"--host", compatHost}, extra...), ".")...)
+		what := "cairn backup " + strings.Join(extra, " ")
+		if sum["data_blobs"].(float64) != 0 || sum["tree_blobs"].(float64) != 0 || sum["data_added"].(float64) != 0 {
+			t.Errorf("%s after restic's stored something: %v", what, sum)
+		}
+		assertSameTree(t, o, dir, what, snapshotTree(t, o, dir, sum["snapshot_id"].(string)), resticTree)
+	}
+	o.MustCheck(dir, false)
+}
+
 // With --with-atime both tools record access times. Both read files and
 // list directories without moving access times (O_NOATIME), so restic's
 // restore brings the access times back, and restic's backup of the tree
