@@ -324,3 +324,45 @@ func TestBackupStdinTarFlags(t *testing.T) {
 		t.Errorf("--stdin summary %v", mine)
 	}
 }
+
+// Archive quirks through the whole command: exclude patterns match the
+// member names, a member listed twice keeps its later content, parents the
+// archive never lists are made, PAX long names survive, and restic
+// restores the result.
+func TestBackupStdinTarQuirks(t *testing.T) {
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	long := "srv/app/" + strings.Repeat("long-directory-name/", 20) + "file"
+	archive := goArchive(t, map[string]string{
+		"srv/app/a.log": "log", "srv/app/cache/x": "cached", long: "deep",
+	}, "srv/app/a.log", "srv/app/cache/x", long)
+	// The same name again, later in the stream, with other content.
+	archive = append(goArchive(t, map[string]string{"srv/app/keep": "old"}, "srv/app/keep")[:1024],
+		append(goArchive(t, map[string]string{"srv/app/keep": "new"}, "srv/app/keep")[:1024], archive...)...)
+	sum := backupJSON(t, r.withStdin(bytes.NewReader(archive)), "--stdin-tar", "--stdin-tar-path", "/srv/app",
+		"--exclude", "*.log", "--exclude", "/srv/app/cache")
+	if sum["files_new"] == float64(0) {
+		t.Fatalf("summary %v", sum)
+	}
+	o := oracleFor(t)
+	o.MustCheck(dir, true)
+	target := t.TempDir()
+	o.Restore(dir, "latest", target)
+	for p, want := range map[string]string{"srv/app/keep": "new", long: "deep", "srv/app/a.log": "", "srv/app/cache/x": ""} {
+		got, err := os.ReadFile(filepath.Join(target, p))
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("%s restored although excluded", p)
+		case want != "" && (err != nil || string(got) != want):
+			t.Errorf("%s: %q (%v), want %q", p, got, err, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(target, "srv/app")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("implied directory srv/app: %v %v", fi, err)
+	}
+	var sns []map[string]any
+	decode(t, r.ok("snapshots", "--json").stdout, &sns)
+	if ex := sns[0]["excludes"]; ex == nil || len(ex.([]any)) != 2 {
+		t.Errorf("excludes not recorded: %v", sns[0])
+	}
+}

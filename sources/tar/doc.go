@@ -40,8 +40,10 @@
 // # Hard links
 //
 // A stream holds a hard link's content once, under its first name. A
-// visitor implementing LinkVisitor receives hard links through VisitLink
-// and stores them without content of their own. Any other visitor gets a
+// visitor implementing LinkVisitor (the backup pipeline of repo/backup
+// does) receives hard links through VisitLink and stores them as restic
+// records hard links: the first name's content, a shared inode number and
+// a link count, so that restores link them again. Any other visitor gets a
 // regular file whose Open returns the first name's content, which the
 // source copies to an unlinked temporary file as the walk goes (disk
 // space for the archive's file data, while the walk runs). Hard links to
