@@ -4,15 +4,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/internal/testtools"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/index"
@@ -697,5 +701,99 @@ func TestBadInputVanishingSource(t *testing.T) {
 	oracleFor(t).MustCheck(dir, true)
 	if snaps := oracleFor(t).Snapshots(dir); len(snaps) != 1+runs {
 		t.Errorf("restic sees %d snapshots, want %d", len(snaps), 1+runs)
+	}
+}
+
+// diskFullScript runs in a private mount namespace: it puts a copy of the
+// repository on a 3 MiB tmpfs, backs up a source that does not fit, and
+// copies what is left on the tmpfs out before the namespace (and the
+// tmpfs) goes away.
+const diskFullScript = `set -u
+mount -t tmpfs -o size=3m cairn-full "$MNT" || exit 100
+cp -a "$REPO" "$MNT/repo" || exit 101
+"$CAIRN" -r "$MNT/repo" --no-cache backup "$SRC" >"$OUT/stdout" 2>"$OUT/stderr"
+echo $? >"$OUT/code"
+cp -a "$MNT/repo" "$OUT/repo" || exit 102
+`
+
+// TestBadInputDiskFull: the repository's file system fills up during a
+// backup. cairn fails with exit 1 saying so, leaves no temporary or
+// half-written file in the repository, saves no snapshot or index, and the
+// repository stays sound: restic checks it clean and the next backup, with
+// room again, succeeds.
+func TestBadInputDiskFull(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		testtools.Unavailable(t, "unshare (util-linux) not in PATH: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		testtools.Unavailable(t, "mounting a small tmpfs needs root")
+	}
+	// A repository with one small snapshot, to be copied onto the tmpfs.
+	repoCopy := newRepo(t)
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"small.txt": "fits\n"})
+	newRunner(t).with("RESTIC_PASSWORD="+testPassword).ok("-r", repoCopy, "--no-cache", "backup", src)
+	if err := os.WriteFile(filepath.Join(src, "large.bin"), pseudoRandom(6<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := repoState(t, repoCopy)
+	mnt, out := t.TempDir(), t.TempDir()
+	cmd := exec.CommandContext(t.Context(), unshare, "--mount", "--propagation", "private", "bash", "-c", diskFullScript)
+	cmd.Env = append(newRunner(t).with("RESTIC_PASSWORD="+testPassword).env,
+		"MNT="+mnt, "OUT="+out, "REPO="+repoCopy, "SRC="+src, "CAIRN="+cairnBin)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 100 || strings.Contains(string(msg), "unshare failed") {
+			testtools.Unavailable(t, "cannot mount a tmpfs in a private mount namespace: %s", msg)
+		}
+		t.Fatalf("disk-full script: %v\n%s", err, msg)
+	}
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	res := result{args: []string{"backup", src}, stdout: read("stdout"), stderr: read("stderr")}
+	res.code, _ = strconv.Atoi(strings.TrimSpace(read("code")))
+	noPanic(t, res)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "no space left on device") {
+		t.Fatalf("want exit %d saying the disk is full:\n%s", exitFatal, res)
+	}
+
+	left := filepath.Join(out, "repo")
+	after := repoState(t, left)
+	for name := range after {
+		base := filepath.Base(name)
+		isID := len(base) == 64 && strings.Trim(base, "0123456789abcdef") == ""
+		if _, old := before[name]; old {
+			continue
+		}
+		// A finished pack may remain (restic leaves them too: the next
+		// prune removes it); anything else is a half-written leftover.
+		if !strings.HasPrefix(name, "data"+string(filepath.Separator)) || !isID {
+			t.Errorf("left in the full repository: %s", name)
+		}
+	}
+	// restic check passes; a pack finished before the disk filled up is
+	// an "additional file", non-critical, exactly as after an interrupted
+	// restic backup.
+	o := oracleFor(t)
+	c := o.Check(left, true)
+	orphans := slices.DeleteFunc(slices.Clone(c.Problems), func(p string) bool {
+		return strings.Contains(p, "additional files were found") || strings.Contains(p, "non-critical")
+	})
+	if !c.OK() || !strings.Contains(string(c.Stdout), "no errors were found") || len(orphans) > 0 {
+		t.Fatalf("restic check after the failed backup:\n%s\nproblems: %q", c.Output(), c.Problems)
+	}
+	if n := len(o.Snapshots(left)); n != 1 {
+		t.Errorf("restic sees %d snapshots after the failed backup, want the 1 from before", n)
+	}
+	// With room again, the next backup works and the result is sound.
+	newRunner(t).with("RESTIC_PASSWORD="+testPassword).ok("-r", left, "--no-cache", "backup", src)
+	if c := o.Check(left, true); !c.OK() || !strings.Contains(string(c.Stdout), "no errors were found") {
+		t.Fatalf("restic check after the next backup:\n%s", c.Output())
 	}
 }
