@@ -89,6 +89,16 @@ func newEntry(hdr *tar.Header, raw []byte, p string, typ sources.Type) (*sources
 	e.UID, e.GID = uint32(hdr.Uid), uint32(hdr.Gid)
 	e.User, e.Group = hdr.Uname, hdr.Gname
 	e.ModTime, e.AccessTime, e.ChangeTime = hdr.ModTime, hdr.AccessTime, hdr.ChangeTime
+	// Only PAX (and GNU incremental) archives record access and change
+	// times. Without them the modification time stands in, as restic's
+	// stdin nodes do: a zero time would reach a restore with --with-atime
+	// as the year 1.
+	if e.AccessTime.IsZero() {
+		e.AccessTime = e.ModTime
+	}
+	if e.ChangeTime.IsZero() {
+		e.ChangeTime = e.ModTime
+	}
 	switch typ {
 	case sources.File:
 		if hdr.Size < 0 {

@@ -171,6 +171,9 @@ func TestNamesAndImplicitDirectories(t *testing.T) {
 	if listed.Mode != fs.ModeDir|0o750 || !listed.ModTime.Equal(t0) {
 		t.Errorf("listed directory: mode %v mtime %v", listed.Mode, listed.ModTime)
 	}
+	if f := c.find("abs/x").e; !f.AccessTime.Equal(t0) || !f.ChangeTime.Equal(t0) {
+		t.Errorf("ustar member without atime/ctime: %v, %v, want the mtime", f.AccessTime, f.ChangeTime)
+	}
 	if !slices.Equal(c.left, []string{""}) {
 		t.Errorf("LeaveDir calls %q, want only the root", c.left)
 	}
