@@ -797,3 +797,27 @@ func TestBadInputDiskFull(t *testing.T) {
 		t.Fatalf("restic check after the next backup:\n%s", c.Output())
 	}
 }
+
+// TestBadInputDamagedConfig: a config file cut short, with a flipped byte
+// or empty: exit 1 (as restic) saying the config is damaged, no writes.
+func TestBadInputDamagedConfig(t *testing.T) {
+	b := newBadRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD=" + testPassword)
+	for _, d := range rawDamages {
+		t.Run(d.name, func(t *testing.T) {
+			dir := b.copyRepo(t)
+			d.do(t, dir, "config")
+			before := repoState(t, dir)
+			for _, args := range [][]string{{"snapshots"}, {"backup", b.src}} {
+				res := r.run(append([]string{"-r", dir, "--no-cache"}, args...)...)
+				noPanic(t, res)
+				if res.code != exitFatal || !strings.Contains(res.stderr, "config") || !strings.Contains(res.stderr, "damaged") {
+					t.Errorf("want exit %d saying the config is damaged:\n%s", exitFatal, res)
+				}
+			}
+			if diffs := diffState(before, repoState(t, dir)); len(diffs) > 0 {
+				t.Errorf("the repository changed: %v", diffs)
+			}
+		})
+	}
+}
