@@ -66,7 +66,7 @@ func (o *backupOptions) remoteSources(a *app, args []string) ([]sftpsource.Confi
 	case len(o.FilesFrom)+len(o.FilesFromVerbatim)+len(o.FilesFromRaw) > 0:
 		return nil, errors.New("--files-from cannot be combined with sftp:// sources")
 	case len(hosts) > 1 && o.Host != "":
-		return nil, fmt.Errorf("--host names one host, but the backup reads %d remote hosts (one snapshot each, named after its host): leave --host out or run one backup per host", len(hosts))
+		return nil, fmt.Errorf("--host (or $RESTIC_HOST) names one host, but the backup reads %d remote hosts (one snapshot each, named after its host): leave both unset or run one backup per host", len(hosts))
 	case len(hosts) > 1 && o.Parent != "":
 		return nil, errors.New("--parent names one snapshot, but the backup reads several remote hosts: run one backup per host")
 	}
