@@ -321,6 +321,44 @@ func TestCompatResticBackupIsCairnBackup(t *testing.T) {
 	o.MustCheck(dir, false)
 }
 
+// Excludes select what restic selects: for each set of restic's exclude
+// options, restic's backup with the same options after cairn's (--force,
+// every file read) stores nothing and arrives at cairn's tree, and both
+// snapshots record the same exclude patterns.
+func TestCompatExcludesLikeRestic(t *testing.T) {
+	m := compatFixture(t, 30)
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir).inDir(m.Root)
+	o := oracleFor(t)
+	excludeFile := writeFile(t, "# a comment\n\nf0000*\n*.txt\n!keep.txt\n")
+	all := backupJSON(t, r, "--host", compatHost, "--dry-run", ".")["total_files_processed"].(float64)
+	for i, args := range [][]string{
+		{"--exclude", "*.log", "--exclude", "skipdir"},
+		{"--iexclude", "*.LOG", "--exclude-caches", "--exclude-if-present", ".nobackup"},
+		{"--exclude-larger-than", "1M", "--exclude-file", excludeFile},
+		{"--exclude", "deep/d01/d02", "--exclude", "names", "--iexclude-file", excludeFile, "--exclude", "!names/*"},
+		{"--exclude-if-present", "CACHEDIR.TAG:Signature: 8a477f597d28d172789f06886806bc55"},
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			common := append([]string{"--host", compatHost}, args...)
+			sum := backupJSON(t, r, append(common, ".")...)
+			cairnID := sum["snapshot_id"].(string)
+			s := o.InDir(m.Root).Backup(dir, []string{"."}, append(common, "--force")...)
+			if s.DataBlobs != 0 || s.TreeBlobs != 0 || len(s.Errors) != 0 {
+				t.Errorf("restic backup %v after cairn's stored %d data and %d tree blobs (errors %v)", args, s.DataBlobs, s.TreeBlobs, s.Errors)
+			}
+			if n := sum["total_files_processed"].(float64); n != float64(s.TotalFilesProcessed) || n >= all {
+				t.Errorf("%v: cairn backed up %v files, restic %d, of %v", args, n, s.TotalFilesProcessed, all)
+			}
+			sns := o.Snapshots(dir, cairnID, s.SnapshotID)
+			if len(sns) != 2 || !slices.Equal(sns[0].Excludes, sns[1].Excludes) {
+				t.Errorf("%v: snapshots record excludes differently: %+v", args, sns)
+			}
+			assertSameTree(t, o, dir, fmt.Sprintf("restic backup %v", args), snapshotTree(t, o, dir, cairnID), snapshotTree(t, o, dir, s.SnapshotID))
+		})
+	}
+}
+
 // With --with-atime both tools record access times. Both read files and
 // list directories without moving access times (O_NOATIME), so restic's
 // restore brings the access times back, and restic's backup of the tree
