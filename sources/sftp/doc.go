@@ -29,8 +29,11 @@
 // after 2106 arrive wrapped), numeric owner and group, and symlink targets
 // (READLINK). User and group names come from OpenSSH's
 // users-groups-by-id@openssh.com extension (sftp-server 9.1 and later),
-// which asks the server's own user database, NSS included; other servers
-// give numeric owners only. There are no inode numbers, no change times,
+// which asks the server's own user database, NSS included. Without it
+// (OpenSSH before 9.1, other servers) names come from the remote
+// /etc/passwd and /etc/group, which know local accounts but not those of a
+// directory service; where those files cannot be read (a chrooted SFTP
+// account), owners stay numeric. There are no inode numbers, no change times,
 // no link counts, no device numbers and no extended attributes: hard links
 // are stored as separate files, and device nodes are left out (a node with
 // an unknown device number would restore as the wrong device). FIFOs and

@@ -32,8 +32,15 @@ const (
 // request never come near it, and a bogus length must not allocate.
 const maxOwnerReply = 1 << 20
 
-// owners caches names by ID for one source. Unknown IDs are cached as ""
-// (the server answers "" for them), like restic does locally.
+// ownerNamer names owners for one source; unknown IDs get "", like
+// restic gives them locally.
+type ownerNamer interface {
+	names(uid, gid uint32) (user, group string)
+	close() error
+}
+
+// owners asks the server through the extension and caches the answers
+// by ID.
 type owners struct {
 	mu     sync.Mutex // serialises requests on the channel and guards the maps
 	sess   *ssh.Session

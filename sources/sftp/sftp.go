@@ -22,7 +22,7 @@ type Source struct {
 	cfg    Config
 	conn   *ssh.Client
 	client *sftp.Client
-	owners *owners // nil when the server cannot name owners
+	owners ownerNamer // nil when the server cannot name owners
 	info   sources.Info
 	closed atomic.Bool
 	// dead is closed when the SFTP session ends, by Close or because the
@@ -97,19 +97,44 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 	for i, p := range cfg.Paths {
 		s.info.Paths[i] = path.Clean(p)
 	}
-	if _, ok := client.HasExtension(extUsersGroups); ok {
-		o, err := newOwners(conn)
-		if err != nil {
-			// Names are a nicety: go on with numeric owners only.
-			if cfg.Warnf != nil {
-				cfg.Warnf("sftp source %s: owner names unavailable: %v", cfg, err)
-			}
-		} else {
-			s.owners = o
-			s.info.Has |= sources.HasOwnerNames
-		}
+	if o := s.ownerNames(); o != nil {
+		s.owners = o
+		s.info.Has |= sources.HasOwnerNames
 	}
 	return s, nil
+}
+
+// testOwnerTable makes ownerNames skip the extension, for tests of the
+// fallback against a server that has it.
+var testOwnerTable = false
+
+// ownerNames picks how owners are named: the server's extension, else
+// the remote /etc/passwd and /etc/group, else not at all (nil).
+func (s *Source) ownerNames() ownerNamer {
+	warn := func(err error) {
+		// Names are a nicety: go on with numeric owners only.
+		if s.cfg.Warnf != nil {
+			s.cfg.Warnf("sftp source %s: owner names unavailable: %v", s.cfg, err)
+		}
+	}
+	if _, ok := s.client.HasExtension(extUsersGroups); ok && !testOwnerTable {
+		o, err := newOwners(s.conn)
+		if err != nil {
+			warn(err)
+			return nil
+		}
+		return o
+	}
+	t, err := readOwnerTables(s.client)
+	if err != nil {
+		// A chrooted or non-Unix server has no such files: nothing to
+		// warn about.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+			warn(err)
+		}
+		return nil
+	}
+	return t
 }
 
 // Info describes the source: the host name (Config.Hostname, else the host

@@ -49,7 +49,8 @@ func open(t *testing.T, cfg sftp.Config) *sftp.Source {
 }
 
 // Owner names come from the server through OpenSSH's extension, the same
-// names the server's own user database gives, "" where it has none.
+// names the server's own user database gives, "" where it has none; a
+// server without the extension is read for /etc/passwd and /etc/group.
 func TestOwnerNames(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to chown")
@@ -66,29 +67,35 @@ func TestOwnerNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src := open(t, config(srv, dir))
-	if src.Info().Has&sources.HasOwnerNames == 0 {
-		t.Fatal("OpenSSH's sftp-server offers users-groups-by-id@openssh.com, but the source names no owners")
-	}
-	entries := collect(t, src)
-	for _, id := range ids {
-		e, ok := entries[filepath.Join(dir, strconv.Itoa(id))]
-		if !ok {
-			t.Fatalf("file %d not visited", id)
-		}
-		wantUser, wantGroup := "", ""
-		if u, err := user.LookupId(strconv.Itoa(id)); err == nil {
-			wantUser = u.Username
-		}
-		if g, err := user.LookupGroupId(strconv.Itoa(id)); err == nil {
-			wantGroup = g.Name
-		}
-		if e.UID != uint32(id) || e.GID != uint32(id) || e.User != wantUser || e.Group != wantGroup {
-			t.Errorf("owner of file %d: %d:%d %q:%q, want %d:%d %q:%q", id, e.UID, e.GID, e.User, e.Group, id, id, wantUser, wantGroup)
-		}
-	}
-	if entries[filepath.Join(dir, "0")].User != "root" {
-		t.Error("root not named: the test proves nothing")
+	for _, table := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Extension", true: "Table"}[table], func(t *testing.T) {
+			sftp.UseOwnerTable(table)
+			defer sftp.UseOwnerTable(false)
+			src := open(t, config(srv, dir))
+			if src.Info().Has&sources.HasOwnerNames == 0 {
+				t.Fatal("the source names no owners")
+			}
+			entries := collect(t, src)
+			for _, id := range ids {
+				e, ok := entries[filepath.Join(dir, strconv.Itoa(id))]
+				if !ok {
+					t.Fatalf("file %d not visited", id)
+				}
+				wantUser, wantGroup := "", ""
+				if u, err := user.LookupId(strconv.Itoa(id)); err == nil {
+					wantUser = u.Username
+				}
+				if g, err := user.LookupGroupId(strconv.Itoa(id)); err == nil {
+					wantGroup = g.Name
+				}
+				if e.UID != uint32(id) || e.GID != uint32(id) || e.User != wantUser || e.Group != wantGroup {
+					t.Errorf("owner of file %d: %d:%d %q:%q, want %d:%d %q:%q", id, e.UID, e.GID, e.User, e.Group, id, id, wantUser, wantGroup)
+				}
+			}
+			if entries[filepath.Join(dir, "0")].User != "root" {
+				t.Error("root not named: the test proves nothing")
+			}
+		})
 	}
 }
 
