@@ -560,7 +560,7 @@ func TestCompatBackupIntoResticRepositories(t *testing.T) {
 		version     int
 		compression string
 	}{{1, ""}, {2, "off"}, {2, "auto"}, {2, "max"}} {
-		t.Run(fmt.Sprintf("v%d-%s", c.version, c.compression), func(t *testing.T) {
+		t.Run(strings.TrimSuffix(fmt.Sprintf("v%d-%s", c.version, c.compression), "-"), func(t *testing.T) {
 			m := compatFixture(t, 20)
 			src := m.Root
 			dir := filepath.Join(t.TempDir(), "repo")
@@ -599,7 +599,40 @@ func TestCompatBackupIntoResticRepositories(t *testing.T) {
 				t.Errorf("restic backup --force after cairn's added %d data and %d tree blobs", again.DataBlobs, again.TreeBlobs)
 			}
 			assertSameTree(t, o, dir, "restic backup --force", snapshotTree(t, o, dir, cairnID), snapshotTree(t, o, dir, again.SnapshotID))
+			compareSnapshotFiles(t, o, dir, cairnID, again.SnapshotID)
 		})
+	}
+}
+
+// compareSnapshotFiles compares two stored snapshots (cairn's and
+// restic's of the same paths): the same fields, and the same values except
+// for times, tree, summary counts and the program version. The parent is
+// left out (restic's --force records none).
+func compareSnapshotFiles(t *testing.T, o *oracle.Restic, dir, cairnID, resticID string) {
+	t.Helper()
+	var mine, theirs map[string]any
+	o.CatJSON(dir, &mine, "snapshot", cairnID)
+	o.CatJSON(dir, &theirs, "snapshot", resticID)
+	delete(mine, "parent")
+	delete(theirs, "parent")
+	km, kt := keysOf(mine), keysOf(theirs)
+	for _, k := range km {
+		if !slices.Contains(kt, k) {
+			t.Errorf("cairn's snapshot has the field %s, restic's does not", k)
+		}
+	}
+	for _, k := range kt {
+		if !slices.Contains(km, k) {
+			t.Errorf("restic's snapshot has the field %s, cairn's does not", k)
+		}
+	}
+	for _, k := range []string{"paths", "hostname", "username", "uid", "gid", "tags", "excludes"} {
+		if a, b := fmt.Sprint(mine[k]), fmt.Sprint(theirs[k]); a != b {
+			t.Errorf("snapshot field %s: cairn %s, restic %s", k, a, b)
+		}
+	}
+	if v, _ := mine["program_version"].(string); !strings.HasPrefix(v, "cairn ") {
+		t.Errorf("cairn's program_version %q", v)
 	}
 }
 
