@@ -2,6 +2,8 @@ package backend
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io/fs"
 	"syscall"
@@ -23,8 +25,11 @@ type Permanenter interface {
 // refused permission (fs.ErrPermission: wrong credentials, access denied, an
 // append-only server refusing a delete), a short read (ErrShortRead), a
 // missing repository (ErrNoRepository), a full or read-only disk (ENOSPC,
-// EDQUOT, EROFS) and the end of the caller's context (context.Canceled,
-// context.DeadlineExceeded). Everything else — broken connections,
+// EDQUOT, EROFS), the end of the caller's context (context.Canceled,
+// context.DeadlineExceeded) and a TLS peer that cannot be trusted or does
+// not speak TLS (an unknown authority, a wrong host name, an expired
+// certificate, a TLS alert such as a refused client certificate).
+// Everything else — broken connections,
 // timeouts, server errors — counts as transient. nil is not permanent.
 func IsPermanent(err error) bool {
 	if err == nil {
@@ -39,7 +44,23 @@ func IsPermanent(err error) bool {
 			return true
 		}
 	}
-	return false
+	return isTLSRefusal(err)
+}
+
+// isTLSRefusal reports whether err is a TLS handshake that failed for a
+// reason no retry changes: the configuration (CA, host name, client
+// certificate) has to.
+func isTLSRefusal(err error) bool {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		host      x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		header    tls.RecordHeaderError
+		alert     tls.AlertError
+	)
+	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) ||
+		errors.As(err, &invalid) || errors.As(err, &header) || errors.As(err, &alert)
 }
 
 // permanentTargets are the sentinels IsPermanent treats as permanent when no

@@ -2,6 +2,8 @@ package backend_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +55,10 @@ func TestIsPermanent(t *testing.T) {
 		{"first Permanent decides", fmt.Errorf("s3: %w", expiredToken{}), false},
 		{"PermanentError", backend.PermanentError(errors.New("bad handle")), true},
 		{"PermanentError over transient", backend.PermanentError(answer{false}), true},
+		{"tls unknown authority", fmt.Errorf("Head: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), true},
+		{"x509 host name", fmt.Errorf("Get: %w", x509.HostnameError{Host: "h"}), true},
+		{"tls alert", fmt.Errorf("Put: remote error: %w", tls.AlertError(42)), true},
+		{"plain http answer to tls", fmt.Errorf("Get: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), true},
 		{"ssh host key", fmt.Errorf("sftp: dial: %w", &sshx.UnknownHostKeyError{Host: "h"}), true},
 		{"ssh host key sentinel", fmt.Errorf("ssh: %w", sshx.ErrHostKey), true},
 		{"ssh auth", fmt.Errorf("ssh h: %w (offered: key): %w", sshx.ErrAuth, errors.New("ssh: unable to authenticate")), true},

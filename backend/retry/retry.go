@@ -158,7 +158,7 @@ func (r *retrier) do(ctx context.Context, op func() string, try attemptFunc) err
 			}
 			return err
 		}
-		wait := spread(delay)
+		wait := min(spread(delay), r.opts.MaxDelay)
 		if attempt >= r.opts.MaxAttempts || time.Since(start)+wait > r.opts.MaxElapsed {
 			r.report(Event{Op: op(), Attempt: attempt, Err: err, GaveUp: true})
 			return fmt.Errorf("%w (gave up after %d attempts in %v)", err, attempt, time.Since(start).Round(time.Millisecond))
