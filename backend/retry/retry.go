@@ -125,14 +125,14 @@ func unreachable(err error) bool {
 type attemptFunc func() (err error, final bool)
 
 // do runs try until it succeeds, fails permanently, exhausts the attempts
-// or the time, or ctx ends. A cancelled context is returned as it is,
-// without any report: the caller asked for it.
+// or the time, or ctx ends. The end of ctx is returned as its cause
+// (context.Cause), without any report: the caller asked for it.
 func (r *retrier) do(ctx context.Context, op func() string, try attemptFunc) error {
 	// An operation never starts with a dead context: nothing may change
 	// the repository after the caller gave up, even in backends that
 	// would not notice the context before writing.
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	start := time.Now()
 	delay := r.opts.InitialDelay
@@ -165,7 +165,7 @@ func (r *retrier) do(ctx context.Context, op func() string, try attemptFunc) err
 		}
 		r.report(Event{Op: op(), Attempt: attempt, Err: err, Wait: wait})
 		if !sleep(ctx, wait) {
-			return fmt.Errorf("%w while waiting to retry after: %w", ctx.Err(), err)
+			return fmt.Errorf("%w while waiting to retry after: %w", context.Cause(ctx), err)
 		}
 		delay = min(2*delay, r.opts.MaxDelay)
 	}
