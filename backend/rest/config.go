@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultConnections is the number of concurrent requests a backend reports
@@ -29,6 +30,11 @@ type Config struct {
 	// ClientCertFile is a PEM file holding a TLS client certificate and its
 	// private key (restic's --tls-client-cert).
 	ClientCertFile string
+	// StuckRequestTimeout gives up a request that makes no progress for
+	// this long, with a transient error a retrying layer acts on (restic's
+	// --stuck-request-timeout; -o rest.stuck-request-timeout). 0 means 5
+	// minutes.
+	StuckRequestTimeout time.Duration
 
 	// socket is the Unix socket path of an http+unix:// location; URL then
 	// names http://localhost with the path after the socket.
@@ -175,6 +181,13 @@ func (c *Config) SetOption(key, value string) error {
 		}
 		c.Connections = uint(n)
 		return nil
+	case "stuck-request-timeout":
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("rest.stuck-request-timeout: %q is not a positive duration", value)
+		}
+		c.StuckRequestTimeout = d
+		return nil
 	}
-	return fmt.Errorf("unknown option rest.%s (known: rest.connections)", key)
+	return fmt.Errorf("unknown option rest.%s (known: rest.connections, rest.stuck-request-timeout)", key)
 }

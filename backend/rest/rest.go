@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/internal/stall"
 )
 
 // The protocol versions are negotiated through these media types (Accept
@@ -75,7 +76,9 @@ func Open(ctx context.Context, cfg Config, rt http.RoundTripper) (*Backend, erro
 	} else if len(cfg.RootCAFiles) > 0 || cfg.ClientCertFile != "" || cfg.socket != "" {
 		return nil, fmt.Errorf("rest: open %v: TLS files and Unix sockets in the config need the built-in transport, but a RoundTripper was passed", cfg)
 	}
-	b.client = &http.Client{Transport: rt}
+	// A server that hangs mid-transfer must not hang the caller: the
+	// watchdog turns it into a transient error.
+	b.client = &http.Client{Transport: stall.RoundTripper(rt, cfg.StuckRequestTimeout)}
 	return b, nil
 }
 

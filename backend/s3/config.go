@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 )
 
 // DefaultConnections is the number of concurrent requests a backend reports
@@ -46,6 +47,11 @@ type Config struct {
 	// before it gives up (-o s3.retries): 1 disables its own retries, 0
 	// means minio-go's default of 10.
 	MaxRetries uint
+	// StuckRequestTimeout gives up a request that makes no progress for
+	// this long, with a transient error a retrying layer acts on (restic's
+	// --stuck-request-timeout; -o s3.stuck-request-timeout). 0 means 5
+	// minutes.
+	StuckRequestTimeout time.Duration
 	// ListObjectsV1 uses the old ListObjects API for servers without V2
 	// (-o s3.list-objects-v1).
 	ListObjectsV1 bool

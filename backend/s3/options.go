@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SetOption applies one of restic's "-o s3.KEY=VALUE" options (key without
 // the "s3." prefix): connections, retries, region, bucket-lookup,
-// storage-class, list-objects-v1 and unsafe-anonymous-auth.
+// storage-class, list-objects-v1 and unsafe-anonymous-auth, plus
+// stuck-request-timeout (restic's global --stuck-request-timeout).
 func (c *Config) SetOption(key, value string) error {
 	switch key {
 	case "connections":
@@ -23,6 +25,12 @@ func (c *Config) SetOption(key, value string) error {
 			return fmt.Errorf("s3.retries: %q is not a number", value)
 		}
 		c.MaxRetries = uint(n)
+	case "stuck-request-timeout":
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("s3.stuck-request-timeout: %q is not a positive duration", value)
+		}
+		c.StuckRequestTimeout = d
 	case "region":
 		c.Region = value
 	case "bucket-lookup":
@@ -50,7 +58,7 @@ func (c *Config) SetOption(key, value string) error {
 		return fmt.Errorf("s3.layout: only restic's default layout is supported")
 	default:
 		return fmt.Errorf("unknown option s3.%s (known: connections, retries, region, bucket-lookup, "+
-			"storage-class, list-objects-v1, unsafe-anonymous-auth)", key)
+			"storage-class, list-objects-v1, unsafe-anonymous-auth, stuck-request-timeout)", key)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/backend/internal/stall"
 )
 
 // multipartThreshold is the size above which Save uploads in parts of this
@@ -92,6 +93,9 @@ func Open(ctx context.Context, cfg Config, rt http.RoundTripper) (*Backend, erro
 	} else if len(cfg.RootCAFiles) > 0 || cfg.ClientCertFile != "" {
 		return nil, fmt.Errorf("s3: open %v: TLS files in the config need the built-in transport, but a RoundTripper was passed", cfg)
 	}
+	// A server that hangs mid-transfer must not hang the caller: the
+	// watchdog turns it into a transient error.
+	rt = stall.RoundTripper(rt, cfg.StuckRequestTimeout)
 	creds, err := newCredentials(cfg, rt)
 	if err != nil {
 		return nil, fmt.Errorf("s3: open %v: %w", cfg, err)

@@ -107,3 +107,51 @@ func TestBackendRetryServerRestartDuringBackup(t *testing.T) {
 		}
 	}
 }
+
+// A server that stops answering in the middle of a backup: each stuck
+// request is given up after --stuck-request-timeout and retried; once the
+// server answers again the backup completes and restic finds the
+// repository clean.
+func TestBackendRetryStuckRequests(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	proxy := testserver.NewFaultProxy(t, srv.URL.Host)
+	loc := "rest:http://" + proxy.Addr + "/stuck/"
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+loc)
+	r.ok("init")
+	src := t.TempDir()
+	for i, name := range []string{"a.bin", "b.bin"} {
+		data := make([]byte, 4<<20)
+		fillRandom(data)
+		data[0] = byte(i)
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := r.command(ctx, "--stuck-request-timeout", "1s", "--pack-size", "4", "--limit-upload", "4096", "backup", src)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	proxy.Stall(true)
+	time.Sleep(4 * time.Second)
+	proxy.Stall(false)
+	err := cmd.Wait()
+	res := result{args: cmd.Args[1:], stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		t.Fatalf("backup across a stalled server failed: %v\n%s", err, res)
+	}
+	if !strings.Contains(res.stderr, "request made no progress for 1s") || !strings.Contains(res.stderr, "retrying after") {
+		t.Errorf("the stuck requests were not reported as retried:\n%s", res)
+	}
+	t.Logf("messages:\n%s", res.stderr)
+	oracleFor(t).MustCheck(srv.Repo("", "", "stuck"), true)
+
+	if res := r.run("--stuck-request-timeout", "0s", "snapshots"); res.code != 1 || !strings.Contains(res.stderr, "stuck-request-timeout") {
+		t.Errorf("a zero timeout: %s", res)
+	}
+}

@@ -36,6 +36,7 @@ type globalOptions struct {
 	Options         []string
 	LimitUpload     int
 	LimitDownload   int
+	StuckTimeout    time.Duration
 	CACerts         []string
 	TLSClientCert   string
 
@@ -63,6 +64,7 @@ func (o *globalOptions) addFlags(f *pflag.FlagSet) {
 	f.StringSliceVarP(&o.Options, "option", "o", nil, "set extended option (`key=value`, can be specified multiple times)")
 	f.IntVar(&o.LimitUpload, "limit-upload", 0, "limits uploads to a maximum `rate` in KiB/s. (default: unlimited)")
 	f.IntVar(&o.LimitDownload, "limit-download", 0, "limits downloads to a maximum `rate` in KiB/s. (default: unlimited)")
+	f.DurationVar(&o.StuckTimeout, "stuck-request-timeout", 5*time.Minute, "`duration` after which to retry stuck requests")
 	var cacerts []string
 	if v := os.Getenv("RESTIC_CACERT"); v != "" {
 		cacerts = strings.Split(v, ",")
@@ -112,7 +114,20 @@ func (o *globalOptions) finish(f *pflag.FlagSet) error {
 		return errors.New("--limit-upload and --limit-download must not be negative")
 	}
 	o.extended, err = location.ParseOptions(o.Options)
-	return err
+	if err != nil {
+		return err
+	}
+	if o.StuckTimeout <= 0 {
+		return errors.New("--stuck-request-timeout must be positive")
+	}
+	if f.Changed("stuck-request-timeout") {
+		// The HTTP backends take the watchdog's timeout as an option of
+		// their own; the flag sets it for whichever one is used.
+		for _, scheme := range []string{"rest", "s3"} {
+			o.extended[scheme+".stuck-request-timeout"] = o.StuckTimeout.String()
+		}
+	}
+	return nil
 }
 
 // app is one run of the binary: its streams, options and registry.
