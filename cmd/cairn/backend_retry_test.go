@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,5 +158,93 @@ func TestBackendRetryStuckRequests(t *testing.T) {
 
 	if res := r.run("--stuck-request-timeout", "0s", "snapshots"); res.code != 1 || !strings.Contains(res.stderr, "stuck-request-timeout") {
 		t.Errorf("a zero timeout: %s", res)
+	}
+}
+
+// A server that answers every third upload with 500 Internal Server
+// Error: each failed upload is retried, the backup completes, and restic
+// finds the repository clean.
+func TestBackendRetryServerErrors(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	var mu sync.Mutex
+	uploads, failed := 0, 0
+	forward := httputil.NewSingleHostReverseProxy(srv.URL)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost && !strings.Contains(req.URL.RawQuery, "create") {
+			mu.Lock()
+			uploads++
+			fail := uploads%3 == 1
+			if fail {
+				failed++
+			}
+			mu.Unlock()
+			if fail {
+				_, _ = io.Copy(io.Discard, req.Body)
+				http.Error(w, "injected", http.StatusInternalServerError)
+				return
+			}
+		}
+		forward.ServeHTTP(w, req)
+	}))
+	t.Cleanup(proxy.Close)
+	loc := "rest:" + proxy.URL + "/errors/"
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+loc)
+	r.ok("init")
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"a.txt": "one", "b/c.txt": "two", "b/d.txt": strings.Repeat("three", 100000)})
+	res := r.ok("backup", src)
+	if !strings.Contains(res.stderr, "500 Internal Server Error") || !strings.Contains(res.stderr, "operation successful after 1 retries") {
+		t.Errorf("the 500s were not reported as retried:\n%s", res)
+	}
+	mu.Lock()
+	t.Logf("%d of %d uploads answered 500", failed, uploads)
+	mu.Unlock()
+	r.ok("snapshots")
+	oracleFor(t).MustCheck(srv.Repo("", "", "errors"), true)
+}
+
+// A permanent fault mid-backup (the server's disk is full): the backup
+// fails at once with exit 1 and a message naming the cause, nothing is
+// retried, and the repository still passes restic check (no snapshot or
+// index refers to a pack that was not stored).
+func TestBackendPermanentFaultKeepsRepositoryValid(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{MaxSize: 3 << 20})
+	loc := srv.Repo("", "", "full")
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+loc)
+	r.ok("init")
+	small := t.TempDir()
+	writeFiles(t, small, map[string]string{"a.txt": "fits"})
+	r.ok("backup", small)
+
+	big := t.TempDir()
+	data := make([]byte, 8<<20)
+	fillRandom(data)
+	if err := os.WriteFile(filepath.Join(big, "big.bin"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := r.run("--pack-size", "4", "backup", big)
+	if res.code != 1 || !strings.Contains(res.stderr, "out of space") {
+		t.Errorf("backup onto a full server: want exit 1 naming the lack of space, got %s", res)
+	}
+	if strings.Contains(res.stderr, "retrying") || time.Since(start) > time.Minute {
+		t.Errorf("a full disk was retried (%v):\n%s", time.Since(start), res)
+	}
+	var sns []map[string]any
+	decode(t, r.ok("snapshots", "--json").stdout, &sns)
+	if len(sns) != 1 {
+		t.Errorf("%d snapshots after the failed backup, want 1", len(sns))
+	}
+	// Packs uploaded before the failure stay unreferenced, as after an
+	// interrupted restic backup: restic calls that non-critical ("additional
+	// files") and finds no error.
+	c := oracleFor(t).Check(loc, true)
+	if !c.OK() || !strings.Contains(string(c.Stdout), "no errors were found") {
+		t.Fatalf("restic check after the failed backup:\n%s", c.Output())
+	}
+	for _, p := range c.Problems {
+		if !strings.Contains(p, "additional files") && !strings.Contains(p, "non-critical") {
+			t.Errorf("restic check reports %q", p)
+		}
 	}
 }
