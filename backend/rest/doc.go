@@ -25,6 +25,9 @@
 // handshake); everything after that is bounded by the caller's context, as
 // an upload of a large pack may rightly take long. An upload stops sending
 // as soon as its context ends, so a cancelled Save cannot complete behind
-// the caller's back. The backend does not retry: a retrying wrapper decides
-// that from StatusError.Permanent and the error's cause.
+// the caller's back. A request that makes no progress for
+// Config.StuckRequestTimeout (5 minutes) fails with a transient error, so a
+// server that hangs mid-transfer cannot hang the caller. The backend does
+// not retry: a retrying wrapper (backend/retry) decides that from
+// StatusError.Permanent and the error's cause (backend.IsPermanent).
 package rest

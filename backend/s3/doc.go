@@ -24,7 +24,9 @@
 //
 // minio-go retries failed requests itself (Config.MaxRetries attempts,
 // backing off up to a second), rewinding the upload for each attempt; a
-// cancelled context ends an operation at once, retries included. Error
+// cancelled context ends an operation at once, retries included. A request
+// that makes no progress for Config.StuckRequestTimeout (5 minutes) fails
+// with a transient error, so a hanging server cannot hang the caller. Error
 // answers become *Error, which tells permanent failures from transient ones
 // and unwraps to fs.ErrNotExist, fs.ErrPermission or backend.ErrShortRead.
 package s3
