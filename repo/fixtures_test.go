@@ -93,7 +93,12 @@ func TestReadResticFixtures(t *testing.T) {
 				}
 				for j := range got {
 					g, w := got[j], want.Nodes[j]
-					if g.Path != w.Path || g.Type != w.Type || g.Mode != w.Mode || g.Size != w.Size || !g.MTime.Equal(w.MTime) || g.SHA256 != w.SHA256 || strings.Join(g.Content, ",") != strings.Join(w.Content, ",") || g.Subtree != w.Subtree || g.LinkTarget != w.LinkTarget {
+					// Listings escape names like restic's trees do.
+					wantPath, err := w.RealPath()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if g.Path != wantPath || g.Type != w.Type || g.Mode != w.Mode || g.Size != w.Size || !g.MTime.Equal(w.MTime) || g.SHA256 != w.SHA256 || strings.Join(g.Content, ",") != strings.Join(w.Content, ",") || g.Subtree != w.Subtree || g.LinkTarget != w.LinkTarget {
 						t.Fatalf("node %d:\n got %+v\nwant %+v", j, g, w)
 					}
 				}
