@@ -6,8 +6,9 @@
 // files (bench/gen -kind change), backs up again (1 %-changed re-backup),
 // restores the latest snapshot into an empty directory, and puts the data set
 // back (bench/gen -kind revert). Every step runs cairn and restic back to
-// back; which of them goes first alternates from round to round, so that a
-// warm cache or a neighbour's load favours neither.
+// back, each after reading the data set and its repository into the page
+// cache; which of them goes first alternates from round to round, so that a
+// neighbour's load favours neither.
 //
 // Both tools get the same flags (cairn's CLI is restic's), the same
 // compression and version 2 repositories, which compare checks with restic
@@ -37,6 +38,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -129,6 +131,63 @@ func ensureData(gen, dataDir, set string) error {
 		return err
 	}
 	return os.WriteFile(marker, nil, 0o644)
+}
+
+// warm reads every file under the given directories (those that exist)
+// with a few goroutines, to bring them into the page cache.
+func warm(dirs ...string) error {
+	paths := make(chan string, 256)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for p := range paths {
+				f, err := os.Open(p)
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				for {
+					if _, err := f.Read(buf); err != nil {
+						break
+					}
+				}
+				f.Close()
+			}
+		}()
+	}
+	var walkErr error
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if d.Type().IsRegular() {
+				paths <- p
+			}
+			return nil
+		})
+		if err != nil && walkErr == nil {
+			walkErr = fmt.Errorf("warm %s: %w", dir, err)
+		}
+	}
+	close(paths)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return fmt.Errorf("warm: %w", err)
+	default:
+	}
+	return walkErr
 }
 
 // repoVersion asks restic for a repository's format version.
@@ -224,6 +283,12 @@ func runSet(work, set string, round int, tools []tool, restic tool, compression 
 	}
 	step := func(name string, args func(t tool) []string) error {
 		for _, t := range tools {
+			// What the step reads comes from the page cache for both
+			// tools: the first of a pair must not pay cold reads that
+			// the second is spared (this machine evicts the cache fast).
+			if err := warm(data, filepath.Join(work, "repo-"+set+"-"+t.name), filepath.Join(work, "cache-"+set+"-"+t.name)); err != nil {
+				return err
+			}
 			m, _, err := run(env(work, set, t), t.bin, args(t)...)
 			if err != nil {
 				return err
