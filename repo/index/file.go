@@ -70,16 +70,9 @@ func (f *File) Encode() ([]byte, error) {
 // which one it found. Every blob entry is checked for a valid type and a
 // length that can hold the encryption overhead.
 func Decode(buf []byte) (f *File, legacy bool, err error) {
-	buf = bytes.TrimLeft(buf, " \t\r\n")
-	f = &File{}
-	if len(buf) > 0 && buf[0] == '[' {
-		legacy = true
-		err = json.Unmarshal(buf, &f.Packs)
-	} else {
-		err = json.Unmarshal(buf, f)
-	}
+	f, legacy, err = decodeJSON(buf)
 	if err != nil {
-		return nil, legacy, fmt.Errorf("decode index: %w", err)
+		return nil, legacy, err
 	}
 	for _, p := range f.Packs {
 		for _, b := range p.Blobs {
@@ -95,6 +88,33 @@ func Decode(buf []byte) (f *File, legacy bool, err error) {
 				return nil, legacy, fmt.Errorf("decode index: pack %s blob %s ends past 4 GiB", p.ID.Str(), b.ID.Str())
 			}
 		}
+	}
+	return f, legacy, nil
+}
+
+// decodeJSON decodes with the fast scanner where it can and with
+// encoding/json otherwise.
+func decodeJSON(buf []byte) (f *File, legacy bool, err error) {
+	buf = bytes.TrimLeft(buf, " \t\r\n")
+	legacy = len(buf) > 0 && buf[0] == '['
+	if f, ok := decodeFast(buf); ok {
+		return f, legacy, nil
+	}
+	return decodeReference(buf)
+}
+
+// decodeReference is encoding/json's reading of an index file.
+func decodeReference(buf []byte) (f *File, legacy bool, err error) {
+	buf = bytes.TrimLeft(buf, " \t\r\n")
+	f = &File{}
+	if len(buf) > 0 && buf[0] == '[' {
+		legacy = true
+		err = json.Unmarshal(buf, &f.Packs)
+	} else {
+		err = json.Unmarshal(buf, f)
+	}
+	if err != nil {
+		return nil, legacy, fmt.Errorf("decode index: %w", err)
 	}
 	return f, legacy, nil
 }
