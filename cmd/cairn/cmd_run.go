@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// jobConfig is the file `cairn run --config` reads: what one scheduled run
+// does, in order. Unknown keys are refused, so a typo never drops a step.
+type jobConfig struct {
+	// Sources are backed up one after the other, one snapshot each.
+	Sources []jobSource `yaml:"sources"`
+	// Hooks run before the backups and after everything else.
+	Hooks struct {
+		Pre  []jobHook `yaml:"pre"`
+		Post []jobHook `yaml:"post"`
+		// OnPreFailure is "abort" (default: no backup, the run fails) or
+		// "continue" (back up anyway; the run still fails).
+		OnPreFailure string `yaml:"onPreFailure"`
+	} `yaml:"hooks"`
+	// Forget, when it has arguments, runs `cairn forget ARGS` after the
+	// backups succeeded (e.g. [--keep-daily, "7", --prune]).
+	Forget []string `yaml:"forget"`
+	// Webhook is notified of the outcome.
+	Webhook jobWebhook `yaml:"webhook"`
+	// Metrics are written in Prometheus' text format.
+	Metrics struct {
+		// Textfile is written atomically for node-exporter's textfile collector.
+		Textfile string `yaml:"textfile"`
+		// Pushgateway is a Pushgateway base URL (job "cairn").
+		Pushgateway string `yaml:"pushgateway"`
+	} `yaml:"metrics"`
+}
+
+// jobSource is one backup: local paths or sftp:// URLs, with a stable host.
+type jobSource struct {
+	Name     string   `yaml:"name"`
+	Host     string   `yaml:"host"`
+	Paths    []string `yaml:"paths"`
+	Tags     []string `yaml:"tags"`
+	Excludes []string `yaml:"excludes"`
+	// Args are further backup flags.
+	Args []string `yaml:"args"`
+}
+
+// jobHook is a command run without a shell.
+type jobHook struct {
+	Name    string        `yaml:"name"`
+	Command []string      `yaml:"command"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+func loadJobConfig(path string) (*jobConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read job config: %w", err)
+	}
+	var cfg jobConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("job config %s: %w", path, err)
+	}
+	if len(cfg.Sources) == 0 {
+		return nil, fmt.Errorf("job config %s: no sources", path)
+	}
+	seen := map[string]bool{}
+	for i, s := range cfg.Sources {
+		switch {
+		case s.Name == "":
+			return nil, fmt.Errorf("job config %s: source %d has no name", path, i+1)
+		case seen[s.Name]:
+			return nil, fmt.Errorf("job config %s: source name %q used twice", path, s.Name)
+		case len(s.Paths) == 0:
+			return nil, fmt.Errorf("job config %s: source %q has no paths", path, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	for _, h := range append(cfg.Hooks.Pre, cfg.Hooks.Post...) {
+		if len(h.Command) == 0 {
+			return nil, fmt.Errorf("job config %s: hook %q has no command", path, h.Name)
+		}
+	}
+	switch cfg.Hooks.OnPreFailure {
+	case "", "abort", "continue":
+	default:
+		return nil, fmt.Errorf("job config %s: hooks.onPreFailure %q: want abort or continue", path, cfg.Hooks.OnPreFailure)
+	}
+	return &cfg, nil
+}
+
+func newRunCommand(a *app) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run a scheduled job: hooks, backups, forget, notification, metrics",
+		Long: `
+The "run" command is cairn's job mode for CronJobs. It reads a YAML file and
+does, in order: the pre-hooks, a backup of every source (one snapshot each,
+with the source's --host), forget with the configured arguments, the
+post-hooks (always, with CAIRN_JOB_STATUS and CAIRN_JOB_ERROR in their
+environment), a webhook notification and the metrics. The repository comes
+from the usual environment (RESTIC_REPOSITORY, RESTIC_PASSWORD, ...).
+
+A failed webhook or metrics push is reported but never changes the exit
+status, which is the first failing step's (restic's codes: 3 when a backup
+could not read some files, 12 for a wrong password, 130 when interrupted).
+
+EXIT STATUS
+===========
+
+Exit status is 0 if every step succeeded, 3 if a backup was incomplete,
+otherwise the failing step's status, 1 for a failed hook.
+`,
+		DisableAutoGenTag: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return errors.New("run takes no arguments, only --config")
+			}
+			if configPath == "" {
+				return errors.New("run needs --config FILE")
+			}
+			cfg, err := loadJobConfig(configPath)
+			if err != nil {
+				return err
+			}
+			return runJob(c.Context(), a, cfg)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "job configuration `file` (YAML)")
+	return cmd
+}
+
+// sourceResult is one source's outcome, as the webhook and metrics tell it.
+type sourceResult struct {
+	Name     string             `json:"source"`
+	Host     string             `json:"host"`
+	ExitCode int                `json:"exit_code"`
+	Error    string             `json:"error,omitempty"`
+	Summary  *backupSummaryJSON `json:"summary,omitempty"`
+	Duration float64            `json:"duration_seconds"`
+}
+
+// jobResult is the outcome of one run.
+type jobResult struct {
+	Status   string         `json:"status"` // "success" or "failure"
+	ExitCode int            `json:"exit_code"`
+	Error    string         `json:"error,omitempty"`
+	Sources  []sourceResult `json:"sources"`
+	Start    time.Time      `json:"start"`
+	Duration float64        `json:"duration_seconds"`
+}
+
+// runJob does the steps; each step is cairn itself, run as a child process
+// with the same environment, so every flag and variable behaves exactly as
+// in a plain `cairn backup`, and a child's crash cannot take the
+// notification down with it.
+func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
+	p := a.printer()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the cairn executable: %w", err)
+	}
+	res := jobResult{Start: time.Now()}
+	fail := func(code int, msg string) {
+		if res.ExitCode == 0 || (res.ExitCode == exitIncomplete && code != exitIncomplete) {
+			res.ExitCode, res.Error = code, msg
+		}
+	}
+
+	preFailed := false
+	for _, h := range cfg.Hooks.Pre {
+		if err := runHook(ctx, h, nil, a.term.out, a.term.errOut); err != nil {
+			p.E("pre-hook %s failed: %v", hookName(h), err)
+			fail(exitFatal, fmt.Sprintf("pre-hook %s: %v", hookName(h), err))
+			preFailed = true
+			break
+		}
+	}
+	if !preFailed || cfg.Hooks.OnPreFailure == "continue" {
+		for _, s := range cfg.Sources {
+			if ctx.Err() != nil {
+				break
+			}
+			sr := runSource(ctx, self, a, s)
+			res.Sources = append(res.Sources, sr)
+			if sr.ExitCode != 0 {
+				fail(sr.ExitCode, fmt.Sprintf("backup of %s: %s", s.Name, sr.Error))
+			}
+		}
+		if len(cfg.Forget) > 0 && res.ExitCode == 0 && ctx.Err() == nil {
+			code, msg := runSelf(ctx, self, append([]string{"forget"}, cfg.Forget...), a.term.out, a.term.errOut)
+			if code != 0 {
+				fail(code, "forget: "+msg)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		fail(exitInterrupted, "interrupted")
+	}
+	res.Status = "success"
+	if res.ExitCode != 0 {
+		res.Status = "failure"
+	}
+	// Post-hooks run whatever happened, but not on a cancelled context: they
+	// get a short one of their own so a SIGTERM still lets them report.
+	postCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	env := []string{"CAIRN_JOB_STATUS=" + res.Status, "CAIRN_JOB_ERROR=" + res.Error}
+	for _, h := range cfg.Hooks.Post {
+		if err := runHook(postCtx, h, env, a.term.out, a.term.errOut); err != nil {
+			p.E("post-hook %s failed: %v", hookName(h), err)
+			fail(exitFatal, fmt.Sprintf("post-hook %s: %v", hookName(h), err))
+		}
+	}
+	res.Status = "success"
+	if res.ExitCode != 0 {
+		res.Status = "failure"
+	}
+	res.Duration = time.Since(res.Start).Seconds()
+
+	if f := cfg.Metrics.Textfile; f != "" {
+		text := jobMetrics(res, metricsScope{job: true, lastSuccess: previousLastSuccess(f)})
+		if err := writeTextfile(f, text); err != nil {
+			p.E("metrics: %v", err)
+		}
+	}
+	if cfg.Metrics.Pushgateway != "" {
+		if err := pushJobMetrics(postCtx, cfg.Metrics.Pushgateway, res); err != nil {
+			p.E("metrics push: %v", err)
+		}
+	}
+	if cfg.Webhook.URL != "" {
+		if err := notify(postCtx, cfg.Webhook, res); err != nil {
+			p.E("webhook: %v", err)
+		}
+	}
+	return jobError(res)
+}
+
+// jobError turns the run's status into an error that exitCode maps back to
+// the same number.
+func jobError(res jobResult) error {
+	if res.ExitCode == 0 {
+		return nil
+	}
+	msg := errors.New(res.Error)
+	switch res.ExitCode {
+	case exitIncomplete:
+		return fmt.Errorf("%w (%w)", msg, errIncomplete)
+	case exitNoRepository:
+		return fmt.Errorf("%w (%w)", msg, backend.ErrNoRepository)
+	case exitWrongPassword:
+		return fmt.Errorf("%w (%w)", msg, repo.ErrWrongPassword)
+	}
+	return msg
+}
+
+func hookName(h jobHook) string {
+	if h.Name != "" {
+		return h.Name
+	}
+	return h.Command[0]
+}
+
+// runHook runs a hook without a shell, with its timeout; on cancellation it
+// gets SIGTERM first, then SIGKILL.
+func runHook(ctx context.Context, h jobHook, env []string, stdout, stderr io.Writer) error {
+	if h.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, h.Command[0], h.Command[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("timed out after %v", h.Timeout)
+	}
+	return err
+}
+
+// runSource backs up one source with `cairn backup --json` and keeps its
+// summary; its messages and errors pass through to the job's output.
+func runSource(ctx context.Context, self string, a *app, s jobSource) sourceResult {
+	host := s.Host
+	if host == "" {
+		host = s.Name
+	}
+	args := []string{"backup", "--json", "--host", host}
+	for _, tag := range s.Tags {
+		args = append(args, "--tag", tag)
+	}
+	for _, ex := range s.Excludes {
+		args = append(args, "--exclude", ex)
+	}
+	args = append(append(args, s.Args...), s.Paths...)
+	start := time.Now()
+	var out bytes.Buffer
+	code, msg := runSelf(ctx, self, args, &out, a.term.errOut)
+	sr := sourceResult{Name: s.Name, Host: host, ExitCode: code, Error: msg, Duration: time.Since(start).Seconds()}
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var head struct {
+			MessageType string `json:"message_type"`
+		}
+		if json.Unmarshal(sc.Bytes(), &head) != nil {
+			continue
+		}
+		if head.MessageType == "summary" {
+			var sum backupSummaryJSON
+			if json.Unmarshal(sc.Bytes(), &sum) == nil {
+				sr.Summary = &sum
+			}
+		}
+	}
+	if sr.Summary != nil {
+		a.printer().P("source %s: snapshot %s saved (%d new, %d changed, %d unmodified files)",
+			s.Name, shortID(sr.Summary.SnapshotID), sr.Summary.FilesNew, sr.Summary.FilesChanged, sr.Summary.FilesUnmodified)
+	}
+	return sr
+}
+
+// runSelf runs cairn with args and returns its exit status and the last
+// line it printed to stderr (the error restic-style commands end with).
+func runSelf(ctx context.Context, self string, args []string, stdout, stderr io.Writer) (int, string) {
+	cmd := exec.CommandContext(ctx, self, args...)
+	var errBuf bytes.Buffer
+	cmd.Stdout = stdout
+	cmd.Stderr = io.MultiWriter(stderr, &errBuf)
+	// A SIGTERM to the job reaches the child as SIGTERM, so it releases its
+	// lock before the grace period runs out.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 60 * time.Second
+	err := cmd.Run()
+	lines := strings.Split(strings.TrimSpace(errBuf.String()), "\n")
+	last := lines[len(lines)-1]
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, ""
+	case errors.As(err, &exit) && exit.ExitCode() >= 0:
+		return exit.ExitCode(), last
+	case ctx.Err() != nil:
+		return exitInterrupted, "interrupted"
+	default:
+		return exitFatal, err.Error()
+	}
+}
