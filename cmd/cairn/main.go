@@ -6,10 +6,18 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// Backups and restores churn through MiB-sized buffers while
+		// little stays live, so the default (collect when the heap has
+		// doubled) mostly buys peak RSS: at 50, like restic, a 1.2 GB
+		// backup peaks at 135 instead of 165 MB for the same CPU time.
+		debug.SetGCPercent(50)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
