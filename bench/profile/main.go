@@ -33,6 +33,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here")
 	memProfile := flag.String("memprofile", "", "write an allocation profile here at the end")
 	compression := flag.String("compression", "auto", "compression for backup")
+	heapAt := flag.Duration("heapat", 0, "with -memprofile: write the in-use heap profile this long after the start instead of the allocations at the end")
 	flag.Parse()
 	if *repoDir == "" || flag.NArg() != 2 {
 		log.Fatal("usage: profile -repo DIR [-cpuprofile F] backup SRC | restore TARGET")
@@ -65,6 +66,14 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
+	if *memProfile != "" && *heapAt > 0 {
+		time.AfterFunc(*heapAt, func() {
+			runtime.GC()
+			if err := writeProfile(*memProfile, "heap"); err != nil {
+				log.Print(err)
+			}
+		})
+	}
 	switch flag.Arg(0) {
 	case "backup":
 		err = runBackup(ctx, r, flag.Arg(1))
@@ -80,16 +89,23 @@ func main() {
 	var ru runtime.MemStats
 	runtime.ReadMemStats(&ru)
 	log.Printf("%s took %v (heap in use at the end %d MiB, total allocated %d MiB)", flag.Arg(0), time.Since(start), ru.HeapInuse>>20, ru.TotalAlloc>>20)
-	if *memProfile != "" {
-		f, err := os.Create(*memProfile)
-		if err != nil {
+	if *memProfile != "" && *heapAt == 0 {
+		if err := writeProfile(*memProfile, "allocs"); err != nil {
 			log.Fatal(err)
 		}
-		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-			log.Fatal(err)
-		}
-		f.Close()
 	}
+}
+
+func writeProfile(path, name string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s profile: %w", name, err)
+	}
+	return f.Close()
 }
 
 func runBackup(ctx context.Context, r *repo.Repository, dir string) error {
