@@ -212,7 +212,12 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 		}
 	}
 	if ctx.Err() != nil {
-		fail(exitInterrupted, "interrupted")
+		// A signal wins over the errors it caused, as in every command.
+		msg := "interrupted"
+		if res.Error != "" {
+			msg += ": " + res.Error
+		}
+		res.ExitCode, res.Error = exitInterrupted, msg
 	}
 	res.Status = "success"
 	if res.ExitCode != 0 {

@@ -2,14 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/internal/oracle"
 )
@@ -230,5 +234,62 @@ func TestRunJobModeBadConfig(t *testing.T) {
 		if res.code != 1 || !strings.Contains(res.stderr, tc.want) {
 			t.Errorf("config %q: exit %d, stderr %q; want 1 and %q", tc.config, res.code, res.stderr, tc.want)
 		}
+	}
+}
+
+// SIGTERM (a Job's deadline, a deleted pod) stops the run: the hook is
+// stopped, no backup starts, the post-hooks and the webhook still report,
+// and the status is 130.
+func TestRunJobModeSIGTERM(t *testing.T) {
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+repoDir)
+	r.ok("init")
+	rc := newReceiver(t)
+	work := t.TempDir()
+	started, post := filepath.Join(work, "started"), filepath.Join(work, "post")
+	cfg := filepath.Join(work, "job.yaml")
+	writeJobFile(t, cfg, `
+sources: [{name: a, paths: [`+work+`]}]
+hooks:
+  pre: [{name: slow, command: [sh, -c, 'touch `+started+`; exec sleep 60']}]
+  post: [{command: [sh, -c, 'echo "$CAIRN_JOB_STATUS" > `+post+`']}]
+webhook: {url: `+rc.srv.URL+`}
+`)
+	cmd := r.command(t.Context(), "run", "--config", cfg)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pre-hook never started\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Fatalf("after SIGTERM: %v, want exit 130\n%s", err, out.String())
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the run took %v to stop", d)
+	}
+	if got := rc.lastWebhook(t); got.Status != "failure" || got.ExitCode != 130 {
+		t.Errorf("webhook after SIGTERM: %+v", got)
+	}
+	if b, _ := os.ReadFile(post); strings.TrimSpace(string(b)) != "failure" {
+		t.Errorf("post-hook saw %q, want failure", b)
+	}
+	if n := len(oracle.New(t).WithPassword(testPassword).Snapshots(repoDir)); n != 0 {
+		t.Errorf("%d snapshots after an interrupted pre-hook", n)
 	}
 }
