@@ -43,7 +43,8 @@ type jobConfig struct {
 	Metrics struct {
 		// Textfile is written atomically for node-exporter's textfile collector.
 		Textfile string `yaml:"textfile"`
-		// Pushgateway is a Pushgateway base URL (job "cairn").
+		// Pushgateway is a Pushgateway base URL (job "cairn"); default
+		// $CAIRN_PUSHGATEWAY_URL.
 		Pushgateway string `yaml:"pushgateway"`
 	} `yaml:"metrics"`
 }
@@ -245,6 +246,10 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 		if err := writeTextfile(f, text); err != nil {
 			p.E("metrics: %v", err)
 		}
+	}
+	// The Helm chart passes its metrics.pushgatewayUrl in the environment.
+	if cfg.Metrics.Pushgateway == "" {
+		cfg.Metrics.Pushgateway = os.Getenv("CAIRN_PUSHGATEWAY_URL")
 	}
 	if cfg.Metrics.Pushgateway != "" {
 		if err := pushJobMetrics(postCtx, cfg.Metrics.Pushgateway, res); err != nil {
