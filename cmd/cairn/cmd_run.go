@@ -206,7 +206,7 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 			}
 		}
 		if len(cfg.Forget) > 0 && res.ExitCode == 0 && ctx.Err() == nil {
-			code, msg := runSelf(ctx, self, append([]string{"forget"}, cfg.Forget...), a.term.out, a.term.errOut)
+			code, msg := runSelf(ctx, self, append(childGlobals(a, "forget"), cfg.Forget...), a.term.out, a.term.errOut)
 			if code != 0 {
 				fail(code, "forget: "+msg)
 			}
@@ -254,6 +254,11 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 	if cfg.Metrics.Pushgateway != "" {
 		if err := pushJobMetrics(postCtx, cfg.Metrics.Pushgateway, res); err != nil {
 			p.E("metrics push: %v", err)
+		}
+	}
+	if cfg.Webhook.URL == "" && cfg.Webhook.URLEnv != "" {
+		if cfg.Webhook.URL = os.Getenv(cfg.Webhook.URLEnv); cfg.Webhook.URL == "" {
+			p.E("webhook: $%s is empty, no notification sent", cfg.Webhook.URLEnv)
 		}
 	}
 	if cfg.Webhook.URL != "" {
@@ -316,7 +321,7 @@ func runSource(ctx context.Context, self string, a *app, s jobSource) sourceResu
 	if host == "" {
 		host = s.Name
 	}
-	args := []string{"backup", "--json", "--host", host}
+	args := append(childGlobals(a, "backup"), "--json", "--host", host)
 	for _, tag := range s.Tags {
 		args = append(args, "--tag", tag)
 	}
@@ -349,6 +354,17 @@ func runSource(ctx context.Context, self string, a *app, s jobSource) sourceResu
 			s.Name, shortID(sr.Summary.SnapshotID), sr.Summary.FilesNew, sr.Summary.FilesChanged, sr.Summary.FilesUnmodified)
 	}
 	return sr
+}
+
+// childGlobals starts a child's command line: the command, then the -o
+// options given to `cairn run` (the only global flags passed on; everything
+// else reaches the children through the environment).
+func childGlobals(a *app, command string) []string {
+	args := []string{command}
+	for _, o := range a.gopts.Options {
+		args = append(args, "-o", o)
+	}
+	return args
 }
 
 // runSelf runs cairn with args and returns its exit status and the last

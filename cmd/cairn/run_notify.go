@@ -22,6 +22,9 @@ import (
 type jobWebhook struct {
 	// URL receives a POST. It is never printed (it may hold a token).
 	URL string `yaml:"url"`
+	// URLEnv names an environment variable holding the URL instead, so
+	// the token can come from a Secret rather than the config file.
+	URLEnv string `yaml:"urlEnv"`
 	// Template, when set, is a Go text/template over the result that makes
 	// the body instead of the JSON (for chat tools), e.g.
 	// {"text": "cairn {{.Status}} in {{printf "%.0f" .Duration}}s"}.
