@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // Installing without what the jobs need fails with a message that says
@@ -436,4 +437,57 @@ func jsonText(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return buf.String()
+}
+
+func TestJobMode(t *testing.T) {
+	r := render(t, filepath.Join(chartDir(t), "ci", "jobmode-values.yaml"))
+	cm := r.get(t, "ConfigMap", "nightly-cairn-job").Obj.(*corev1.ConfigMap)
+	type jobConfig struct {
+		Sources []struct {
+			Name, Host string
+			Paths      []string
+			Tags       []string
+		}
+		Webhook struct {
+			URLEnv   string `json:"urlEnv"`
+			Template string
+			URL      string
+		}
+	}
+	for _, tc := range []struct{ source, host, path string }{
+		{"app", "app", "/data/app"}, {"web1", "web1", "sftp://backup@web1.example.com/var/www"},
+	} {
+		var cfg jobConfig
+		if err := yaml.Unmarshal([]byte(cm.Data[tc.source+".yaml"]), &cfg); err != nil {
+			t.Fatalf("%s.yaml: %v", tc.source, err)
+		}
+		if len(cfg.Sources) != 1 || cfg.Sources[0].Host != tc.host || !slices.Equal(cfg.Sources[0].Paths, []string{tc.path}) ||
+			!slices.Equal(cfg.Sources[0].Tags, []string{"nightly"}) {
+			t.Errorf("%s.yaml sources %+v", tc.source, cfg.Sources)
+		}
+		if cfg.Webhook.URLEnv != "CAIRN_WEBHOOK_URL" || cfg.Webhook.URL != "" || !strings.Contains(cfg.Webhook.Template, ".Status") {
+			t.Errorf("%s.yaml webhook %+v: the URL must come from the Secret", tc.source, cfg.Webhook)
+		}
+		p := &r.cronJob(t, "nightly-cairn-backup-"+tc.source).Spec.JobTemplate.Spec.Template
+		if got := args(p); !slices.Equal(got, []string{"run", "--config", "/etc/cairn/job/job.yaml"}) {
+			t.Errorf("%s args %q", tc.source, got)
+		}
+		var vol *corev1.Volume
+		for i := range p.Spec.Volumes {
+			if p.Spec.Volumes[i].Name == "job" {
+				vol = &p.Spec.Volumes[i]
+			}
+		}
+		if vol == nil || vol.ConfigMap == nil || vol.ConfigMap.Items[0].Key != tc.source+".yaml" || vol.ConfigMap.Items[0].Path != "job.yaml" {
+			t.Errorf("%s: job config volume %+v", tc.source, vol)
+		}
+	}
+	if strings.Contains(jsonText(t, cm.Data), "hooks.example.com") {
+		t.Error("the webhook URL is in the ConfigMap")
+	}
+	// Off by default: plain backups, no job ConfigMap.
+	d := renderInline(t, devValues+"backup: {pvcs: [{name: a, claimName: c}]}")
+	if args(&d.cronJob(t, "nightly-cairn-backup-a").Spec.JobTemplate.Spec.Template)[0] != "backup" {
+		t.Error("job mode is on by default")
+	}
 }
