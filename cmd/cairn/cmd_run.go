@@ -174,9 +174,9 @@ type jobResult struct {
 // notification down with it.
 func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 	p := a.printer()
-	self, err := os.Executable()
+	self, err := selfExecutable()
 	if err != nil {
-		return fmt.Errorf("find the cairn executable: %w", err)
+		return err
 	}
 	res := jobResult{Start: time.Now()}
 	fail := func(code int, msg string) {
@@ -267,6 +267,20 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 		}
 	}
 	return jobError(res)
+}
+
+// selfExecutable is the running cairn binary. os.Executable needs /proc;
+// without it (a chroot, a minimal sandbox) the name it was started by is
+// looked up as the shell would.
+func selfExecutable() (string, error) {
+	self, err := os.Executable()
+	if err == nil {
+		return self, nil
+	}
+	if p, lerr := exec.LookPath(os.Args[0]); lerr == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("find the cairn executable: %w", err)
 }
 
 // jobError turns the run's status into an error that exitCode maps back to

@@ -14,6 +14,9 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-backup/cairn/internal/testtools"
 )
 
 // The parts of the rendered manifests a pod needs; the strict decoding into
@@ -178,6 +181,12 @@ func (c *cluster) run(t *testing.T, m manifests, p *podSpec) podRun {
 		}
 	}
 	install(t, c.cairn, filepath.Join(root, "usr/local/bin/cairn"), 0o755)
+	// Every container runtime provides /dev/null (exec.Cmd opens it for a
+	// child without stdin).
+	mkdir(filepath.Join(root, "dev"), 0o755, 0)
+	if err := syscall.Mknod(filepath.Join(root, "dev/null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		testtools.Unavailable(t, "mknod /dev/null in the pod's root: %v", err)
+	}
 
 	vols := map[string]int{}
 	for i, v := range p.Volumes {
