@@ -293,3 +293,32 @@ webhook: {url: `+rc.srv.URL+`}
 		t.Errorf("%d snapshots after an interrupted pre-hook", n)
 	}
 }
+
+// With onPreFailure: continue a failed pre-hook does not stop the backup,
+// but the run still fails and says why.
+func TestRunJobModePreHookContinue(t *testing.T) {
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+repoDir)
+	r.ok("init")
+	work := t.TempDir()
+	writeJobFile(t, filepath.Join(work, "data", "a.txt"), "a\n")
+	rc := newReceiver(t)
+	cfg := filepath.Join(work, "job.yaml")
+	writeJobFile(t, cfg, `
+sources: [{name: a, paths: [`+filepath.Join(work, "data")+`]}]
+hooks:
+  pre: [{name: flaky, command: [sh, -c, 'exit 2']}]
+  onPreFailure: continue
+webhook: {url: `+rc.srv.URL+`}
+`)
+	res := r.run("run", "--config", cfg)
+	if res.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", res.code, res)
+	}
+	if n := len(oracle.New(t).WithPassword(testPassword).Snapshots(repoDir)); n != 1 {
+		t.Errorf("%d snapshots, want the backup to run despite the pre-hook", n)
+	}
+	if got := rc.lastWebhook(t); got.Status != "failure" || !strings.Contains(got.Error, "pre-hook flaky") || len(got.Sources) != 1 || got.Sources[0].ExitCode != 0 {
+		t.Errorf("webhook %+v", got)
+	}
+}
