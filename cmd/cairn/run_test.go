@@ -322,3 +322,56 @@ webhook: {url: `+rc.srv.URL+`}
 		t.Errorf("webhook %+v", got)
 	}
 }
+
+// SIGTERM in the middle of a backup: the backup child gets SIGTERM too,
+// releases its lock and leaves a repository restic checks clean; the run
+// exits 130 and the webhook reports it.
+func TestRunJobModeSIGTERMDuringBackup(t *testing.T) {
+	dir := newRepo(t)
+	src := t.TempDir()
+	big := make([]byte, 24<<20) // about 12 s at 2 MiB/s
+	fillRandom(big)
+	if err := os.WriteFile(filepath.Join(src, "big"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc := newReceiver(t)
+	cfg := filepath.Join(t.TempDir(), "job.yaml")
+	writeJobFile(t, cfg, `
+sources: [{name: big, paths: [`+src+`], args: [--limit-upload, "2048", --pack-size, "4"]}]
+webhook: {url: `+rc.srv.URL+`}
+`)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	cmd := r.command(t.Context(), "run", "--config", cfg)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(lockFiles(t, dir)) == 0 || countFiles(t, filepath.Join(dir, "data")) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("backup stored no pack within a minute\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d after SIGTERM, want 130\n%s", code, out.String())
+	}
+	if n := len(lockFiles(t, dir)); n != 0 {
+		t.Errorf("%d locks left after SIGTERM", n)
+	}
+	restic := oracle.New(t).WithPassword(testPassword)
+	restic.MustCheck(dir, false)
+	if n := len(restic.Snapshots(dir)); n != 0 {
+		t.Errorf("%d snapshots after an interrupted backup", n)
+	}
+	got := rc.lastWebhook(t)
+	if got.Status != "failure" || got.ExitCode != 130 || len(got.Sources) != 1 || got.Sources[0].ExitCode != 130 {
+		t.Errorf("webhook after SIGTERM: %+v", got)
+	}
+}
