@@ -25,6 +25,8 @@ func TestBadValuesFailClearly(t *testing.T) {
 		{"typo in a key", devValues + "backup: {schedul: '0 3 * * *'}", []string{"schedul", "additional properties"}},
 		{"wrong type", devValues + "check: {readData: 'yes'}", []string{"readData", "boolean"}},
 		{"typo at the top", devValues + "netwrokPolicy: {enabled: true}", []string{"netwrokPolicy"}},
+		{"schedule not cron", devValues + "backup: {schedule: 'every night'}", []string{"schedule"}},
+		{"source schedule not cron", devValues + "backup: {pvcs: [{name: a, claimName: c, schedule: '0 2 * *'}]}", []string{"schedule"}},
 		{"bad subset", devValues + "check: {readDataSubset: 'half'}", []string{"readDataSubset"}},
 		{"bad sftp url", devValues + "backup: {sftp: [{name: a, url: 'web1:/var', sshSecret: s}]}", []string{"url"}},
 		{"source without claim", devValues + "backup: {pvcs: [{name: a}]}", []string{"claimName"}},
