@@ -116,20 +116,43 @@ func Run(ctx context.Context, r *repo.Repository, src sources.Source, opts Optio
 	if host == "" {
 		host = info.Hostname
 	}
+	// Taking a lock means waiting (200 ms, like restic) to see whether a
+	// competing lock appears: an unchanged re-backup takes only a second or
+	// two, so the index is loaded and the parent chosen meanwhile. Both
+	// only read; nothing is written before the lock is granted, and an
+	// exclusive operation (prune) that changed the repository meanwhile
+	// would have had to hold its lock across that time, failing ours.
+	type lockResult struct {
+		ctx  context.Context
+		lock *repo.HeldLock
+		err  error
+	}
+	var locked chan lockResult
 	if !opts.NoLock && !opts.DryRun {
-		lctx, lock, err := r.Lock(ctx, false, repo.LockOptions{})
-		if err != nil {
-			return nil, err
-		}
-		defer lock.Unlock()
-		ctx = lctx
+		locked = make(chan lockResult, 1)
+		go func() {
+			lctx, lock, err := r.Lock(ctx, false, repo.LockOptions{})
+			locked <- lockResult{lctx, lock, err}
+		}()
 	}
-	if err := r.EnsureIndex(ctx, nil); err != nil {
-		return nil, fmt.Errorf("load index: %w", err)
-	}
-
 	res := &Result{}
-	parent, hint, skipped, err := findParent(ctx, r, host, info.Paths, opts)
+	var parent *repo.Snapshot
+	var hint string
+	var skipped []string
+	err := r.EnsureIndex(ctx, nil)
+	if err != nil {
+		err = fmt.Errorf("load index: %w", err)
+	} else {
+		parent, hint, skipped, err = findParent(ctx, r, host, info.Paths, opts)
+	}
+	if locked != nil {
+		l := <-locked
+		if l.err != nil {
+			return nil, l.err
+		}
+		defer l.lock.Unlock()
+		ctx = l.ctx
+	}
 	if err != nil {
 		return nil, err
 	}
