@@ -41,6 +41,7 @@ type backuper struct {
 
 	chunkBufs     sync.Pool
 	streamChunker *chunk.Chunker // for streamed sources, used by the walker
+	prefetchSem   chan struct{}  // bounds the parent-snapshot trees loading ahead
 	// streamFiles are the regular files of a streamed walk, by path, for
 	// hard links to them (VisitLink); linkGroups counts the groups.
 	streamFiles map[string]*streamFile
@@ -54,7 +55,7 @@ type backuper struct {
 
 func newBackuper(r *repo.Repository, saver blobSaver, info sources.Info, opts Options, parentTree *blob.ID) *backuper {
 	defaultWorkers(&opts, info)
-	return &backuper{r: r, saver: saver, info: info, opts: opts, parentTree: parentTree, frames: make(map[string]*dirFrame)}
+	return &backuper{r: r, saver: saver, info: info, opts: opts, parentTree: parentTree, frames: make(map[string]*dirFrame), prefetchSem: make(chan struct{}, prefetchLoads)}
 }
 
 // slot is one entry of a directory; its node is filled when the entry is
@@ -69,8 +70,9 @@ type slot struct {
 // that brings it to zero writes the tree.
 type dirFrame struct {
 	path     string
-	node     *tree.Node // nil for the root
-	prevTree *tree.Tree // the same directory in the parent snapshot
+	node     *tree.Node  // nil for the root
+	prevTree *tree.Tree  // the same directory in the parent snapshot
+	prefetch *prefetcher // prevTree's subdirectory trees, loading ahead
 	up       *dirFrame
 	slot     *slot // this directory's slot in up
 	slots    []*slot
@@ -107,6 +109,7 @@ func (b *backuper) run(ctx context.Context, src sources.Source) (blob.ID, error)
 	b.root = &dirFrame{path: "", prevTree: parentRoot}
 	b.root.pending.Store(1)
 	b.frames[""] = b.root
+	b.startPrefetch(b.gctx, b.root)
 
 	var readers, blobbers sync.WaitGroup
 	for i := 0; i < b.opts.FileReaders; i++ {
@@ -202,11 +205,16 @@ func (b *backuper) openDir(ctx context.Context, up *dirFrame, path string, n *tr
 	f := &dirFrame{path: path, node: n, up: up, slot: s, depth: up.depth + 1}
 	f.pending.Store(1)
 	if s.prev != nil && s.prev.Type == tree.TypeDir && s.prev.Subtree != nil {
-		t, err := b.r.LoadTree(ctx, *s.prev.Subtree)
+		t, ok, err := b.prefetched(ctx, up, n.Name)
+		if !ok || (err != nil && ctx.Err() == nil) {
+			// Not loaded ahead, or failed there: load (again) here.
+			t, err = b.r.LoadTree(ctx, *s.prev.Subtree)
+		}
 		if err != nil {
 			b.warn(path, fmt.Errorf("load tree from parent snapshot (reading the directory's files again): %w", err))
 		} else {
 			f.prevTree = t
+			b.startPrefetch(ctx, f)
 		}
 	}
 	up.addSlot(s)
