@@ -33,6 +33,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here")
 	memProfile := flag.String("memprofile", "", "write an allocation profile here at the end")
 	compression := flag.String("compression", "auto", "compression for backup")
+	blockProfile := flag.String("blockprofile", "", "write a goroutine blocking profile here (where the pipeline waits)")
 	heapAt := flag.Duration("heapat", 0, "with -memprofile: write the in-use heap profile this long after the start instead of the allocations at the end")
 	flag.Parse()
 	if *repoDir == "" || flag.NArg() != 2 {
@@ -64,6 +65,14 @@ func main() {
 			log.Fatal(err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *blockProfile != "" {
+		runtime.SetBlockProfileRate(100000) // one event per 100 µs blocked
+		defer func() {
+			if err := writeProfile(*blockProfile, "block"); err != nil {
+				log.Print(err)
+			}
+		}()
 	}
 	start := time.Now()
 	if *memProfile != "" && *heapAt > 0 {
