@@ -59,9 +59,41 @@ func TestInit(t *testing.T) {
 		t.Errorf("init --json fields %s, restic's %s", got, want)
 	}
 
-	// An existing repository is never initialised twice.
-	if res := r.run("init", "-r", dir2); res.code != 1 || !strings.Contains(res.stderr, "already") {
+	// A second init of an existing repository is a no-op that succeeds
+	// (the chart's init hook runs on every upgrade); it never writes.
+	cfgBefore, keysBefore := repoFiles(t, dir2)
+	res = r.run("init", "-r", dir2, "--repository-version", "1")
+	if res.code != 0 || !strings.Contains(res.stdout, "already initialized") || !strings.Contains(res.stdout, dir2) ||
+		!strings.Contains(res.stdout, "version 2") {
 		t.Errorf("second init: %s", res)
+	}
+	again := jsonLines(t, r.ok("init", "--json", "-r", dir2).stdout)
+	if len(again) != 1 || again[0]["message_type"] != "initialized" || again[0]["id"] != cfg.ID ||
+		again[0]["repository"] != dir2 || again[0]["already_initialized"] != true {
+		t.Errorf("second init --json = %v", again)
+	}
+	if cfgAfter, keysAfter := repoFiles(t, dir2); cfgAfter != cfgBefore || keysAfter != keysBefore {
+		t.Errorf("second init changed the repository: %d keys before, %d after; config changed: %v",
+			keysBefore, keysAfter, cfgAfter != cfgBefore)
+	}
+	if cfg2 := o.CatConfig(dir2); cfg2 != cfg {
+		t.Errorf("restic sees %+v after the second init, %+v before", cfg2, cfg)
+	}
+	// ... but the password must open it.
+	if res := r.with("RESTIC_PASSWORD=wrong").run("init", "-r", dir2); res.code != 12 || !strings.Contains(res.stderr, "already exists") {
+		t.Errorf("second init with a wrong password: %s", res)
+	}
+	if _, keysAfter := repoFiles(t, dir2); keysAfter != keysBefore {
+		t.Errorf("init with a wrong password changed the keys: %d before, %d after", keysBefore, keysAfter)
+	}
+	// A location that cannot be read is neither "no repository" nor
+	// "already initialized".
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.run("init", "-r", notDir); res.code != 1 || !strings.Contains(res.stderr, "unable to read repository location") {
+		t.Errorf("init at a regular file: %s", res)
 	}
 
 	// --copy-chunker-params takes the polynomial of --from-repo, with its
@@ -82,6 +114,21 @@ func TestInit(t *testing.T) {
 	if res := r.run("init", "-r", filepath.Join(t.TempDir(), "x"), "--from-repo", dir2); res.code != 1 || !strings.Contains(res.stderr, "only be specified when copying") {
 		t.Errorf("--from-repo without --copy-chunker-params: %s", res)
 	}
+}
+
+// repoFiles returns a local repository's config bytes and its number of
+// key files.
+func repoFiles(t *testing.T, dir string) (string, int) {
+	t.Helper()
+	cfg, err := os.ReadFile(filepath.Join(dir, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := os.ReadDir(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(cfg), len(keys)
 }
 
 // Every object cat prints is byte for byte what restic prints.
