@@ -51,7 +51,7 @@ func loadIdentity(path string, required bool, warn func(string, ...any)) (id *id
 	if err != nil {
 		return fail("cannot read", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if exposedKeyMode(fi.Mode()) {
 		// OpenSSH refuses such files; Kubernetes mounts Secrets 0644 unless
 		// told otherwise, so cairn only warns.
 		warn("ssh identity %s is accessible by other users (mode %04o); restrict it to its owner (chmod 600, or defaultMode: 0400 for a Kubernetes Secret)",
@@ -210,4 +210,12 @@ func (d *Dialer) hasIdentity(pub ssh.PublicKey) bool {
 		}
 	}
 	return false
+}
+
+// exposedKeyMode reports whether a private key file's mode lets users other
+// than its owner and group read it, or its group change it. Group read is
+// fine: the kubelet makes Secret files 0440 (root:fsGroup) when the pod has
+// an fsGroup, whatever defaultMode says, and the group is the pod's own.
+func exposedKeyMode(m fs.FileMode) bool {
+	return m.Perm()&0o027 != 0
 }
