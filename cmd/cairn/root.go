@@ -66,6 +66,7 @@ variables, prints the same JSON and exits with the same codes:
 		newKeyCommand(a),
 		newUnlockCommand(a),
 		newForgetCommand(a),
+		newCheckCommand(a),
 		newRunCommand(a),
 		newVersionCommand(a),
 	)

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/check"
+)
+
+type checkOptions struct {
+	readData       bool
+	readDataSubset string
+	withCache      bool
+}
+
+func newCheckCommand(a *app) *cobra.Command {
+	var opts checkOptions
+	cmd := &cobra.Command{
+		Use:   "check [flags]",
+		Short: "Check the repository for errors",
+		Long: `
+The "check" command tests the repository for errors and reports any errors it
+finds: index files that do not load, indexed packs that are missing or have
+the wrong size, snapshots that do not load, and trees or data blobs that are
+referenced but not indexed. Packs that no index lists are reported as a
+non-critical hint. With --read-data (or --read-data-subset) the content of
+the packs is downloaded and every blob is verified too.
+
+Without --with-cache the local cache is not used, so that the data in the
+repository itself is checked.
+
+EXIT STATUS
+===========
+
+Exit status is 0 if the command was successful.
+Exit status is 1 if there was any error.
+Exit status is 10 if the repository does not exist.
+Exit status is 11 if the repository is already locked.
+Exit status is 12 if the password is incorrect.
+`,
+		DisableAutoGenTag: true,
+		Args:              cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			_, err := parseReadDataSubset(opts.readDataSubset, opts.readData)
+			return err
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runCheck(c.Context(), a, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.readData, "read-data", false, "read all data blobs")
+	f.StringVar(&opts.readDataSubset, "read-data-subset", "", "read a `subset` of data packs, specified as 'n/t' for specific part, or either 'x%' or 'x.y%' or a size in bytes with suffixes k/K, m/M, g/G, t/T for a random subset")
+	var ignored bool
+	f.BoolVar(&ignored, "check-unused", false, "find unused blobs")
+	_ = f.MarkDeprecated("check-unused", "`--check-unused` is deprecated and will be ignored")
+	f.BoolVar(&opts.withCache, "with-cache", false, "use existing cache, only read uncached data from repository")
+	return cmd
+}
+
+// errRepoDamaged ends a check that found errors (exit status 1).
+var errRepoDamaged = errors.New("repository contains errors")
+
+func runCheck(ctx context.Context, a *app, opts checkOptions) error {
+	subset, err := parseReadDataSubset(opts.readDataSubset, opts.readData)
+	if err != nil {
+		return err
+	}
+	p := a.printer()
+	if !opts.withCache {
+		// restic checks through a fresh temporary cache; reading straight
+		// from the backend checks the same data.
+		a.gopts.NoCache = true
+	}
+	if !a.gopts.NoLock {
+		p.P("create exclusive lock for repository")
+	}
+	// Exclusive like restic 0.19.1's check: a concurrent prune or backup
+	// would make packs appear or vanish under the check.
+	ctx, r, done, err := a.openLocked(ctx, true, true)
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	p.P("load indexes")
+	copts := check.Options{ReadData: subset != nil, ReadFilter: subset}
+	stage := 0 // 0 index, 1 packs, 2 structure, 3 data
+	errorsFound := false
+	report := func(pr check.Problem) {
+		// Announce each stage before its first message, in restic's order
+		// (the library runs the stages in that order too).
+		advance(p, &stage, stageOf[pr.Kind], copts)
+		switch {
+		case pr.Kind == check.KindTree:
+			p.E("error for tree %v:", pr.Tree.Str())
+			for _, e := range pr.Errs {
+				p.E("  %v", e)
+			}
+		case pr.Orphaned:
+			p.V("%s", pr.Error())
+		case pr.Hint:
+			p.S("%s", pr.Error())
+		case pr.Kind == check.KindSnapshot || (pr.Kind == check.KindIndex && pr.Pack.IsNull()):
+			p.E("error: %v", pr.Error())
+		default:
+			p.E("%v", pr.Error())
+		}
+		if !pr.Hint {
+			errorsFound = true
+		}
+	}
+	rep, err := check.Run(ctx, r, copts, report)
+	if err != nil {
+		return err
+	}
+	if rep.IndexDamaged {
+		p.E("\nThe repository index is damaged and must be repaired. You must run `restic repair index' to correct this.\n")
+		return errRepoDamaged
+	}
+	advance(p, &stage, 3, copts)
+	if rep.OrphanedPacks > 0 && !errorsFound {
+		p.P("%d additional files were found in the repo, which likely contain duplicate data.\nThis is non-critical, you can run `restic prune` to correct this.", rep.OrphanedPacks)
+	}
+	if copts.ReadData {
+		p.P("read %d packs", rep.PacksRead)
+	}
+	if len(rep.BrokenPacks) > 0 {
+		ids := make([]string, len(rep.BrokenPacks))
+		for i, id := range rep.BrokenPacks {
+			ids[i] = id.String()
+		}
+		p.E("\nThe repository contains damaged pack files. These damaged files must be removed to repair the repository. This can be done using the following commands. Please read the troubleshooting guide at https://restic.readthedocs.io/en/stable/077_troubleshooting.html first.\n")
+		p.E("restic repair packs %s\nrestic repair snapshots --forget\n", strings.Join(ids, " "))
+	}
+	if errorsFound || !rep.OK() {
+		if len(rep.BrokenPacks) == 0 {
+			p.E("\nThe repository is damaged and must be repaired. Please follow the troubleshooting guide at https://restic.readthedocs.io/en/stable/077_troubleshooting.html .\n")
+		}
+		return errRepoDamaged
+	}
+	p.P("no errors were found")
+	return nil
+}
+
+var stageOf = map[check.Kind]int{
+	check.KindIndex: 0, check.KindPack: 1, check.KindSnapshot: 2, check.KindTree: 2, check.KindData: 3,
+}
+
+// advance prints the headings of the stages up to s that were not printed.
+func advance(p *printer, stage *int, s int, opts check.Options) {
+	for *stage < s {
+		*stage++
+		switch *stage {
+		case 1:
+			p.P("check all packs")
+		case 2:
+			p.P("check snapshots, trees and blobs")
+		case 3:
+			if opts.ReadData {
+				p.P("read data")
+			}
+		}
+	}
+}
+
+// totalBucketsMax bounds t in --read-data-subset=n/t: packs are put in
+// buckets by their first byte.
+const totalBucketsMax = 256
+
+// parseReadDataSubset validates the flags and returns the pack filter for
+// reading data, nil when no data is read.
+func parseReadDataSubset(s string, all bool) (check.PackFilter, error) {
+	if all && s != "" {
+		return nil, errors.New("check flags --read-data and --read-data-subset cannot be used together")
+	}
+	if all {
+		return func(m map[blob.ID]int64) map[blob.ID]int64 { return m }, nil
+	}
+	if s == "" {
+		return nil, nil
+	}
+	invalid := errors.New("check flag --read-data-subset has invalid value, please see documentation")
+	if parts := strings.Split(s, "/"); len(parts) > 1 || isUint(s) {
+		if len(parts) != 2 || !isUint(parts[0]) || !isUint(parts[1]) {
+			if len(parts) == 1 {
+				// a plain number is a size in bytes
+				return sizeFilter(s, invalid)
+			}
+			return nil, invalid
+		}
+		n, _ := strconv.ParseUint(parts[0], 10, 0)
+		t, _ := strconv.ParseUint(parts[1], 10, 0)
+		if n == 0 || t == 0 || n > t {
+			return nil, errors.New("check flag --read-data-subset=n/t values must be positive integers, and n <= t, e.g. --read-data-subset=1/2")
+		}
+		if t > totalBucketsMax {
+			return nil, fmt.Errorf("check flag --read-data-subset=n/t t must be at most %d", totalBucketsMax)
+		}
+		return func(m map[blob.ID]int64) map[blob.ID]int64 {
+			out := make(map[blob.ID]int64)
+			for id, size := range m {
+				if uint64(id[0])%t == n-1 {
+					out[id] = size
+				}
+			}
+			return out
+		}, nil
+	}
+	if pct, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(pct, 64)
+		if err != nil {
+			return nil, invalid
+		}
+		if v <= 0 || v > 100 {
+			return nil, errors.New("check flag --read-data-subset=x% x must be above 0.0% and at most 100.0%")
+		}
+		return func(m map[blob.ID]int64) map[blob.ID]int64 { return randomPacks(m, v) }, nil
+	}
+	return sizeFilter(s, invalid)
+}
+
+func isUint(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 0)
+	return err == nil
+}
+
+func sizeFilter(s string, invalid error) (check.PackFilter, error) {
+	want, err := parseSize(s)
+	if err != nil {
+		return nil, invalid
+	}
+	if want <= 0 {
+		return nil, errors.New("check flag --read-data-subset=n n must be above 0")
+	}
+	return func(m map[blob.ID]int64) map[blob.ID]int64 {
+		var total int64
+		for _, size := range m {
+			total += size
+		}
+		if total == 0 {
+			return m
+		}
+		return randomPacks(m, float64(min(want, total))/float64(total)*100)
+	}, nil
+}
+
+// randomPacks picks pct percent of the packs (at least one) at random.
+func randomPacks(m map[blob.ID]int64, pct float64) map[blob.ID]int64 {
+	n := int(float64(len(m)) * pct / 100)
+	if len(m) > 0 && n < 1 {
+		n = 1
+	}
+	ids := make([]blob.ID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	out := make(map[blob.ID]int64, n)
+	for _, i := range rand.Perm(len(ids))[:n] {
+		out[ids[i]] = m[ids[i]]
+	}
+	return out
+}
+
+// parseSize parses a byte count with an optional k/m/g/t suffix (powers of
+// 1024), like restic's.
+func parseSize(s string) (int64, error) {
+	if s == "" {
+		return 0, errors.New("empty size")
+	}
+	mult := int64(1)
+	switch s[len(s)-1] {
+	case 'k', 'K':
+		mult = 1 << 10
+	case 'm', 'M':
+		mult = 1 << 20
+	case 'g', 'G':
+		mult = 1 << 30
+	case 't', 'T':
+		mult = 1 << 40
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if v > (1<<62)/mult {
+		return 0, errors.New("size too large")
+	}
+	return v * mult, nil
+}

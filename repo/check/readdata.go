@@ -1,0 +1,180 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// readData downloads the selected packs and verifies them: the pack's
+// SHA-256 is its name, every indexed blob decrypts, decompresses and hashes
+// to its ID, and the pack header lists exactly the indexed blobs.
+func (c *checker) readData(ctx context.Context) error {
+	all := make(map[blob.ID]int64, len(c.packs))
+	for id, pi := range c.packs {
+		all[id] = pi.size
+	}
+	sel := all
+	if c.opts.ReadFilter != nil {
+		sel = c.opts.ReadFilter(all)
+	}
+	// The blobs of the selected packs, grouped by pack: this is the one
+	// place where check holds index-sized memory twice.
+	byPack := make(map[blob.ID][]pack.Blob, len(sel))
+	c.r.Index().Each(func(loc index.Location) bool {
+		if _, ok := sel[loc.Pack]; ok {
+			byPack[loc.Pack] = append(byPack[loc.Pack], loc.Blob)
+		}
+		return true
+	})
+	ids := make([]blob.ID, 0, len(sel))
+	for id := range sel {
+		ids = append(ids, id)
+	}
+	sortIDs(ids)
+
+	workers := c.opts.Workers
+	if workers <= 0 {
+		workers = min(int(c.r.Backend().Connections()), runtime.GOMAXPROCS(0))
+	}
+	workers = max(workers, 1)
+
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		return fmt.Errorf("zstd decoder: %w", err)
+	}
+	defer dec.Close()
+
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, id := range ids {
+		g.Go(func() error {
+			p := c.checkPackData(gctx, dec, id, sel[id], byPack[id])
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			c.rep.PacksRead++
+			if p != nil {
+				c.emit(*p)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// checkPackData reads and verifies one pack; nil means it is fine.
+func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.ID, size int64, blobs []pack.Blob) *Problem {
+	broken := func(errs []error) *Problem {
+		return &Problem{Kind: KindData, Pack: id, Broken: true, Errs: errs}
+	}
+	if len(blobs) == 0 {
+		return broken([]error{errors.New("pack is empty or not indexed")})
+	}
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Offset < blobs[j].Offset })
+	var errs []error
+	end := uint32(0)
+	for _, b := range blobs {
+		if b.Offset != end {
+			errs = append(errs, errors.New("index for pack contains gaps / overlapping blobs"))
+			break
+		}
+		end = b.Offset + b.Length
+	}
+
+	var buf []byte
+	h := backend.Handle{Type: backend.PackFile, Name: id.String()}
+	err := c.r.Backend().Load(ctx, h, int(size), 0, func(rd io.Reader) error {
+		buf = make([]byte, size)
+		_, err := io.ReadFull(rd, buf)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return broken(append(errs, fmt.Errorf("partial download error: %w", err)))
+		}
+		// Nothing to repair in a file that cannot be downloaded at all.
+		return &Problem{Kind: KindData, Pack: id, Errs: []error{fmt.Errorf("download error: pack %v: %w", id, err)}}
+	}
+
+	key := c.r.Key()
+	plain := make([]byte, 0, 1<<20)
+	for _, b := range blobs {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if int64(b.Offset)+int64(b.Length) > size {
+			errs = append(errs, fmt.Errorf("blob %v: beyond the end of the pack", b.ID))
+			continue
+		}
+		plain, err = key.Open(plain[:0], buf[b.Offset:b.Offset+b.Length])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("blob %v: decrypting blob %v from %v failed: %w", b.ID, b.ID, id.Str(), err))
+			continue
+		}
+		data := plain
+		if b.UncompressedLength != 0 {
+			data, err = dec.DecodeAll(plain, make([]byte, 0, b.UncompressedLength))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("blob %v: decompressing blob %v failed: %w", b.ID, b.ID, err))
+				continue
+			}
+			if len(data) != int(b.UncompressedLength) {
+				errs = append(errs, fmt.Errorf("blob %v: decompressed to %d bytes, index says %d", b.ID, len(data), b.UncompressedLength))
+				continue
+			}
+		}
+		if got := blob.Hash(data); got != b.ID {
+			errs = append(errs, fmt.Errorf("blob %v: read blob %v from %v: wrong data returned, hash is %v", b.ID, b, id.Str(), got))
+		}
+	}
+
+	if got := blob.ID(sha256.Sum256(buf)); got != id {
+		return broken(append(errs, fmt.Errorf("unexpected pack id %v", got)))
+	}
+
+	hdr, err := pack.ReadHeader(bytes.NewReader(buf), size, key)
+	if err != nil {
+		return broken(append(errs, err))
+	}
+	if want, got := pack.HeaderSize(blobs), pack.HeaderSize(hdr); want != got {
+		errs = append(errs, fmt.Errorf("pack header size does not match, want %v, got %v", want, got))
+	}
+	idx := c.r.Index()
+	for _, hb := range hdr {
+		found := false
+		for _, loc := range idx.Lookup(hb.Handle) {
+			if loc.Pack == id && loc.Blob == hb {
+				found = true
+				break
+			}
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("blob %v is not contained in index or position is incorrect", hb.ID))
+		}
+	}
+	if len(errs) > 0 {
+		return broken(errs)
+	}
+	return nil
+}
