@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/cairn-backup/cairn/repo/blob"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,9 +38,9 @@ func TestCheckLikeRestic(t *testing.T) {
 	r := newRunner(t).with("RESTIC_PASSWORD=" + testPassword)
 	r.ok("-r", b.dir, "--no-cache", "backup", m.Root)
 	o := oracleFor(t)
-	data, _ := packsByType(t, b.dir)
-	if len(data) == 0 {
-		t.Fatal("no data packs")
+	data, trees := packsByType(t, b.dir)
+	if len(data) == 0 || len(trees) == 0 {
+		t.Fatalf("%d data and %d tree packs", len(data), len(trees))
 	}
 	only := func(dir, sub string) string {
 		entries, err := os.ReadDir(filepath.Join(dir, sub))
@@ -59,6 +62,12 @@ func TestCheckLikeRestic(t *testing.T) {
 			if err := os.Remove(filepath.Join(dir, data[0])); err != nil {
 				t.Fatal(err)
 			}
+		}, [2]int{1, 1}},
+		{"data-pack-truncated", func(t *testing.T, dir string) { rawDamages[0].do(t, dir, data[0]) }, [2]int{1, 1}},
+		{"tree-pack-flipped-byte", func(t *testing.T, dir string) { rawDamages[1].do(t, dir, trees[0]) }, [2]int{1, 1}},
+		{"index-flipped-byte", func(t *testing.T, dir string) {
+			rel, _ := filepath.Rel(dir, only(dir, "index"))
+			rawDamages[1].do(t, dir, rel)
 		}, [2]int{1, 1}},
 		{"index-deleted", func(t *testing.T, dir string) {
 			if err := os.Remove(only(dir, "index")); err != nil {
@@ -116,7 +125,62 @@ func TestCheckLikeRestic(t *testing.T) {
 				if rr.ExitCode != 0 && !strings.Contains(cr.stderr, "Fatal: repository contains errors") {
 					t.Errorf("cairn %v: no fatal message:\n%s", args, cr)
 				}
+				// The JSON summary (error count, broken packs, hints) too.
+				jargs := append([]string{"--json"}, args...)
+				rj := o.Run(dir, jargs...)
+				cj := r.run(append([]string{"-r", dir}, jargs...)...)
+				if got, want := strings.TrimSpace(cj.stdout), strings.TrimSpace(string(rj.Stdout)); got != want {
+					t.Errorf("cairn %v summary\n%s\nrestic:\n%s", jargs, got, want)
+				}
 			}
 		})
+	}
+}
+
+// TestCheckReadDataSubsetFlag: restic's validation of the flag, and n/t
+// picking the packs whose first byte modulo t is n-1.
+func TestCheckReadDataSubsetFlag(t *testing.T) {
+	for _, c := range []struct {
+		arg  string
+		all  bool
+		want string // error substring, "" for ok
+	}{
+		{"", false, ""}, {"1/2", false, ""}, {"2/2", false, ""}, {"10%", false, ""}, {"2.5%", false, ""},
+		{"50M", false, ""}, {"1024", false, ""},
+		{"1/2", true, "cannot be used together"},
+		{"0/2", false, "n <= t"}, {"3/2", false, "n <= t"}, {"1/257", false, "at most 256"},
+		{"1/2/3", false, "invalid value"}, {"0%", false, "above 0.0%"}, {"101%", false, "above 0.0%"},
+		{"x%", false, "invalid value"}, {"abc", false, "invalid value"}, {"0", false, "must be above 0"},
+	} {
+		_, err := parseReadDataSubset(c.arg, c.all)
+		if (err == nil) != (c.want == "") || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%q (read-data %v): error %v, want %q", c.arg, c.all, err, c.want)
+		}
+	}
+	packs := map[blob.ID]int64{}
+	for i := 0; i < 256; i++ {
+		var id blob.ID
+		id[0], id[1] = byte(i), 7
+		packs[id] = int64(i)
+	}
+	seen := map[blob.ID]int{}
+	for n := 1; n <= 3; n++ {
+		f, err := parseReadDataSubset(fmt.Sprintf("%d/3", n), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := range f(packs) {
+			if int(id[0])%3 != n-1 {
+				t.Errorf("group %d/3 holds pack with first byte %d", n, id[0])
+			}
+			seen[id]++
+		}
+	}
+	if len(seen) != len(packs) {
+		t.Errorf("the 3 groups cover %d of %d packs", len(seen), len(packs))
+	}
+	f, _ := parseReadDataSubset("10%", false)
+	if got := len(f(packs)); got != 25 {
+		t.Errorf("10%% of 256 packs: %d picked, want 25", got)
 	}
 }

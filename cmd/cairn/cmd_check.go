@@ -68,12 +68,46 @@ Exit status is 12 if the password is incorrect.
 // errRepoDamaged ends a check that found errors (exit status 1).
 var errRepoDamaged = errors.New("repository contains errors")
 
-func runCheck(ctx context.Context, a *app, opts checkOptions) error {
+// checkSummaryJSON is restic's summary message of check --json.
+type checkSummaryJSON struct {
+	MessageType     string   `json:"message_type"` // "summary"
+	NumErrors       int      `json:"num_errors"`
+	BrokenPacks     []string `json:"broken_packs"`
+	HintRepairIndex bool     `json:"suggest_repair_index"`
+	HintPrune       bool     `json:"suggest_prune"`
+}
+
+// checkErrorJSON is one error of check --json, on stderr.
+type checkErrorJSON struct {
+	MessageType string `json:"message_type"` // "error"
+	Message     string `json:"message"`
+}
+
+func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 	subset, err := parseReadDataSubset(opts.readDataSubset, opts.readData)
 	if err != nil {
 		return err
 	}
 	p := a.printer()
+	summary := checkSummaryJSON{MessageType: "summary"}
+	if a.gopts.JSON {
+		defer func() {
+			if err != nil && summary.NumErrors == 0 {
+				summary.NumErrors = 1
+			}
+			if jerr := a.term.printJSON(summary); jerr != nil && err == nil {
+				err = jerr
+			}
+		}()
+	}
+	// E prints an error: plain, or as a JSON message with --json.
+	E := func(format string, args ...any) {
+		if a.gopts.JSON {
+			a.term.errorJSON(checkErrorJSON{MessageType: "error", Message: fmt.Sprintf(format, args...)})
+			return
+		}
+		p.E(format, args...)
+	}
 	if !opts.withCache {
 		// restic checks through a fresh temporary cache; reading straight
 		// from the backend checks the same data.
@@ -100,29 +134,39 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) error {
 		advance(p, &stage, stageOf[pr.Kind], copts)
 		switch {
 		case pr.Kind == check.KindTree:
-			p.E("error for tree %v:", pr.Tree.Str())
+			E("error for tree %v:", pr.Tree.Str())
 			for _, e := range pr.Errs {
-				p.E("  %v", e)
+				E("  %v", e)
 			}
 		case pr.Orphaned:
 			p.V("%s", pr.Error())
 		case pr.Hint:
-			p.S("%s", pr.Error())
+			if !a.gopts.JSON {
+				p.S("%s", pr.Error())
+			}
 		case pr.Kind == check.KindSnapshot || (pr.Kind == check.KindIndex && pr.Pack.IsNull()):
-			p.E("error: %v", pr.Error())
+			E("error: %v", pr.Error())
 		default:
-			p.E("%v", pr.Error())
+			E("%v", pr.Error())
+		}
+		switch {
+		case pr.Orphaned:
+			summary.HintPrune = true
+		case pr.Hint:
+			summary.HintRepairIndex = true
 		}
 		if !pr.Hint {
 			errorsFound = true
 		}
 	}
 	rep, err := check.Run(ctx, r, copts, report)
+	summary.NumErrors = rep.Errors
 	if err != nil {
 		return err
 	}
 	if rep.IndexDamaged {
-		p.E("\nThe repository index is damaged and must be repaired. You must run `restic repair index' to correct this.\n")
+		summary.HintRepairIndex = true
+		E("\nThe repository index is damaged and must be repaired. You must run `restic repair index' to correct this.\n")
 		return errRepoDamaged
 	}
 	advance(p, &stage, 3, copts)
@@ -137,12 +181,13 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) error {
 		for i, id := range rep.BrokenPacks {
 			ids[i] = id.String()
 		}
-		p.E("\nThe repository contains damaged pack files. These damaged files must be removed to repair the repository. This can be done using the following commands. Please read the troubleshooting guide at https://restic.readthedocs.io/en/stable/077_troubleshooting.html first.\n")
-		p.E("restic repair packs %s\nrestic repair snapshots --forget\n", strings.Join(ids, " "))
+		summary.BrokenPacks = ids
+		E("\nThe repository contains damaged pack files. These damaged files must be removed to repair the repository. This can be done using the following commands. Please read the troubleshooting guide at https://restic.readthedocs.io/en/stable/077_troubleshooting.html first.\n")
+		E("restic repair packs %s\nrestic repair snapshots --forget\n", strings.Join(ids, " "))
 	}
 	if errorsFound || !rep.OK() {
 		if len(rep.BrokenPacks) == 0 {
-			p.E("\nThe repository is damaged and must be repaired. Please follow the troubleshooting guide at https://restic.readthedocs.io/en/stable/077_troubleshooting.html .\n")
+			E("\nThe repository is damaged and must be repaired. Please follow the troubleshooting guide at https://restic.readthedocs.io/en/stable/077_troubleshooting.html .\n")
 		}
 		return errRepoDamaged
 	}

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
@@ -115,7 +117,12 @@ func (r *Report) OK() bool { return r.Errors == 0 }
 // is found; the returned error is only for failures that stop the check
 // (cancellation, a backend that cannot list files), not for damage.
 func Run(ctx context.Context, r *repo.Repository, opts Options, report func(Problem)) (*Report, error) {
-	c := &checker{r: r, opts: opts, report: report, rep: &Report{}, broken: map[blob.ID]bool{}}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	defer dec.Close()
+	c := &checker{r: r, opts: opts, report: report, rep: &Report{}, broken: map[blob.ID]bool{}, dec: dec}
 	if err := c.run(ctx); err != nil {
 		return c.rep, err
 	}
@@ -134,6 +141,7 @@ type checker struct {
 	report func(Problem)
 	rep    *Report
 	broken map[blob.ID]bool
+	dec    *zstd.Decoder // safe for concurrent DecodeAll
 
 	// packs maps each indexed pack to what the index says about it.
 	packs map[blob.ID]*packInfo

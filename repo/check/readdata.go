@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -53,12 +54,7 @@ func (c *checker) readData(ctx context.Context) error {
 	}
 	workers = max(workers, 1)
 
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(1<<30))
-	if err != nil {
-		return fmt.Errorf("zstd decoder: %w", err)
-	}
-	defer dec.Close()
-
+	dec := c.dec
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
@@ -118,7 +114,7 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 	}
 
 	key := c.r.Key()
-	plain := make([]byte, 0, 1<<20)
+	var plain []byte
 	for _, b := range blobs {
 		if ctx.Err() != nil {
 			return nil
@@ -127,25 +123,8 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 			errs = append(errs, fmt.Errorf("blob %v: beyond the end of the pack", b.ID))
 			continue
 		}
-		plain, err = key.Open(plain[:0], buf[b.Offset:b.Offset+b.Length])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("blob %v: decrypting blob %v from %v failed: %w", b.ID, b.ID, id.Str(), err))
-			continue
-		}
-		data := plain
-		if b.UncompressedLength != 0 {
-			data, err = dec.DecodeAll(plain, make([]byte, 0, b.UncompressedLength))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("blob %v: decompressing blob %v failed: %w", b.ID, b.ID, err))
-				continue
-			}
-			if len(data) != int(b.UncompressedLength) {
-				errs = append(errs, fmt.Errorf("blob %v: decompressed to %d bytes, index says %d", b.ID, len(data), b.UncompressedLength))
-				continue
-			}
-		}
-		if got := blob.Hash(data); got != b.ID {
-			errs = append(errs, fmt.Errorf("blob %v: read blob %v from %v: wrong data returned, hash is %v", b.ID, b, id.Str(), got))
+		if _, err := openBlob(key, dec, id, b, buf[b.Offset:b.Offset+b.Length], &plain); err != nil {
+			errs = append(errs, fmt.Errorf("blob %v: %w", b.ID, err))
 		}
 	}
 
@@ -177,4 +156,28 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 		return broken(errs)
 	}
 	return nil
+}
+
+// openBlob decrypts (into *scratch), decompresses and verifies one stored
+// blob b of pack packID, with restic's messages.
+func openBlob(key *crypto.Key, dec *zstd.Decoder, packID blob.ID, b pack.Blob, sealed []byte, scratch *[]byte) ([]byte, error) {
+	plain, err := key.Open((*scratch)[:0], sealed)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting blob %v from pack %v failed: %w", b.Handle, packID, err)
+	}
+	*scratch = plain
+	data := plain
+	if b.UncompressedLength != 0 {
+		data, err = dec.DecodeAll(plain, make([]byte, 0, b.UncompressedLength))
+		if err != nil {
+			return nil, fmt.Errorf("decompressing blob %v from pack %v failed: %w", b.Handle, packID, err)
+		}
+		if len(data) != int(b.UncompressedLength) {
+			return nil, fmt.Errorf("decompressing blob %v from pack %v: %d bytes, index says %d", b.Handle, packID, len(data), b.UncompressedLength)
+		}
+	}
+	if got := blob.Hash(data); got != b.ID {
+		return nil, fmt.Errorf("read blob %v from pack %v: wrong data returned, hash is %v", b.Handle, packID, got)
+	}
+	return data, nil
 }

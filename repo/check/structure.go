@@ -2,13 +2,14 @@ package check
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/tree"
@@ -95,12 +96,13 @@ func (c *checker) checkStructure(ctx context.Context) error {
 // file needs a non-nil content list of indexed data blobs, a directory a
 // subtree, and every node a known type and a name.
 func (c *checker) checkTree(ctx context.Context, ref treeRef) (subs []treeRef, errs []error) {
-	t, err := c.r.LoadTree(ctx, ref.id)
+	buf, err := c.loadTreeBlob(ctx, ref.id)
 	if err != nil {
-		if errors.Is(err, repo.ErrBlobNotFound) {
-			err = fmt.Errorf("tree %v not found in repository", ref.id)
-		}
 		return nil, []error{err}
+	}
+	t, err := tree.Decode(buf)
+	if err != nil {
+		return nil, []error{treeErr(ref.id, "failed to decode tree %v: %v", ref.id, err)}
 	}
 	idx := c.r.Index()
 	for _, n := range t.Nodes() {
@@ -140,4 +142,35 @@ func (c *checker) checkTree(ctx context.Context, ref treeRef) (subs []treeRef, e
 
 func treeErr(id blob.ID, format string, args ...any) error {
 	return fmt.Errorf("tree %v: %s", id, fmt.Sprintf(format, args...))
+}
+
+// loadTreeBlob loads a tree blob from any of its stored copies; the error
+// is the last copy's, in restic's words.
+func (c *checker) loadTreeBlob(ctx context.Context, id blob.ID) ([]byte, error) {
+	h := blob.Handle{ID: id, Type: blob.TreeBlob}
+	locs := c.r.Index().Lookup(h)
+	if len(locs) == 0 {
+		return nil, fmt.Errorf("id %v not found in repository", id)
+	}
+	var lastErr error
+	for _, loc := range locs {
+		sealed := make([]byte, loc.Length)
+		bh := backend.Handle{Type: backend.PackFile, Name: loc.Pack.String(), IsMetadata: true}
+		err := c.r.Backend().Load(ctx, bh, int(loc.Length), int64(loc.Offset), func(rd io.Reader) error {
+			_, err := io.ReadFull(rd, sealed)
+			return err
+		})
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var scratch []byte
+		data, err := openBlob(c.r.Key(), c.dec, loc.Pack, loc.Blob, sealed, &scratch)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return data, nil
+	}
+	return nil, lastErr
 }
