@@ -128,10 +128,25 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 	copts := check.Options{ReadData: subset != nil, ReadFilter: subset}
 	stage := 0 // 0 index, 1 packs, 2 structure, 3 data
 	errorsFound := false
+	duplicates, mixedPacks := false, false
+	advance := func(to int) {
+		if stage == 0 && to > 0 && !a.gopts.JSON {
+			// After the index stage, as restic does.
+			if duplicates {
+				p.S("Duplicate packs are non-critical, you can run `restic repair index' to correct this.")
+			}
+			if mixedPacks {
+				p.S("Mixed packs with tree and data blobs are non-critical, you can run `restic prune` to correct this.")
+			}
+		}
+		advanceStage(p, &stage, to, copts)
+	}
 	report := func(pr check.Problem) {
 		// Announce each stage before its first message, in restic's order
 		// (the library runs the stages in that order too).
-		advance(p, &stage, stageOf[pr.Kind], copts)
+		advance(stageOf[pr.Kind])
+		duplicates = duplicates || pr.Duplicate
+		mixedPacks = mixedPacks || pr.Mixed
 		switch {
 		case pr.Kind == check.KindTree:
 			E("error for tree %v:", pr.Tree.Str())
@@ -150,9 +165,9 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 			E("%v", pr.Error())
 		}
 		switch {
-		case pr.Orphaned:
+		case pr.Orphaned, pr.Mixed:
 			summary.HintPrune = true
-		case pr.Hint:
+		case pr.Duplicate:
 			summary.HintRepairIndex = true
 		}
 		if !pr.Hint {
@@ -160,7 +175,9 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 		}
 	}
 	rep, err := check.Run(ctx, r, copts, report)
-	summary.NumErrors = rep.Errors
+	if rep != nil {
+		summary.NumErrors = rep.Errors
+	}
 	if err != nil {
 		return err
 	}
@@ -169,7 +186,7 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 		E("\nThe repository index is damaged and must be repaired. You must run `restic repair index' to correct this.\n")
 		return errRepoDamaged
 	}
-	advance(p, &stage, 3, copts)
+	advance(3)
 	if rep.OrphanedPacks > 0 && !errorsFound {
 		p.P("%d additional files were found in the repo, which likely contain duplicate data.\nThis is non-critical, you can run `restic prune` to correct this.", rep.OrphanedPacks)
 	}
@@ -199,8 +216,9 @@ var stageOf = map[check.Kind]int{
 	check.KindIndex: 0, check.KindPack: 1, check.KindSnapshot: 2, check.KindTree: 2, check.KindData: 3,
 }
 
-// advance prints the headings of the stages up to s that were not printed.
-func advance(p *printer, stage *int, s int, opts check.Options) {
+// advanceStage prints the headings of the stages up to s that were not
+// printed.
+func advanceStage(p *printer, stage *int, s int, opts check.Options) {
 	for *stage < s {
 		*stage++
 		switch *stage {

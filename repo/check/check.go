@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
 )
 
@@ -55,8 +56,10 @@ type Problem struct {
 	Tree     blob.ID
 	Path     string
 	// Orphaned marks a pack that is in no index; Broken a pack whose
-	// content is damaged (it should be removed by `repair packs`).
-	Orphaned, Broken bool
+	// content is damaged (it should be removed by `repair packs`);
+	// Duplicate a pack listed by several index files; Mixed a pack holding
+	// both tree and data blobs.
+	Orphaned, Broken, Duplicate, Mixed bool
 	// Errs are the individual errors (one per bad node for KindTree).
 	Errs []error
 }
@@ -215,6 +218,10 @@ func (c *checker) loadIndex(ctx context.Context) error {
 		}
 		for i := range f.Packs {
 			pe := &f.Packs[i]
+			if mixed(pe) {
+				c.emit(Problem{Kind: KindIndex, Pack: pe.ID, Hint: true, Mixed: true,
+					Errs: []error{errors.New("contains a mix of tree and data blobs")}})
+			}
 			blobs := pe.PackBlobs()
 			size := pack.Size(blobs)
 			if pi, ok := c.packs[pe.ID]; ok {
@@ -231,7 +238,7 @@ func (c *checker) loadIndex(ctx context.Context) error {
 	}
 	for packID, files := range inFiles {
 		if len(files) > 1 {
-			c.emit(Problem{Kind: KindIndex, Pack: packID, Hint: true,
+			c.emit(Problem{Kind: KindIndex, Pack: packID, Hint: true, Duplicate: true,
 				Errs: []error{fmt.Errorf("contained in several indexes: %v", files)}})
 		}
 	}
@@ -278,4 +285,13 @@ func (c *checker) checkPacks(ctx context.Context) error {
 
 func sortIDs(ids []blob.ID) {
 	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+}
+
+func mixed(pe *index.PackEntry) bool {
+	for _, b := range pe.Blobs {
+		if b.Type != pe.Blobs[0].Type {
+			return true
+		}
+	}
+	return false
 }
