@@ -129,7 +129,12 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 	stage := 0 // 0 index, 1 packs, 2 structure, 3 data
 	errorsFound := false
 	duplicates, mixedPacks := false, false
+	orphans := 0
 	advance := func(to int) {
+		if stage <= 1 && to > 1 && orphans > 0 && !errorsFound {
+			// After the pack stage, and only while nothing worse was found.
+			p.P("%d additional files were found in the repo, which likely contain duplicate data.\nThis is non-critical, you can run `restic prune` to correct this.", orphans)
+		}
 		if stage == 0 && to > 0 && !a.gopts.JSON {
 			// After the index stage, as restic does.
 			if duplicates {
@@ -140,6 +145,18 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 			}
 		}
 		advanceStage(p, &stage, to, copts)
+	}
+	if subset != nil {
+		copts.ReadFilter = func(all map[blob.ID]int64) map[blob.ID]int64 {
+			sel := subset(all)
+			advance(3)
+			if opts.readData {
+				p.P("read all data")
+			} else {
+				p.P("read %d of %d data packs (--read-data-subset=%s)", len(sel), len(all), opts.readDataSubset)
+			}
+			return sel
+		}
 	}
 	report := func(pr check.Problem) {
 		// Announce each stage before its first message, in restic's order
@@ -154,6 +171,7 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 				E("  %v", e)
 			}
 		case pr.Orphaned:
+			orphans++
 			p.V("%s", pr.Error())
 		case pr.Hint:
 			if !a.gopts.JSON {
@@ -187,12 +205,6 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 		return errRepoDamaged
 	}
 	advance(3)
-	if rep.OrphanedPacks > 0 && !errorsFound {
-		p.P("%d additional files were found in the repo, which likely contain duplicate data.\nThis is non-critical, you can run `restic prune` to correct this.", rep.OrphanedPacks)
-	}
-	if copts.ReadData {
-		p.P("read %d packs", rep.PacksRead)
-	}
 	if len(rep.BrokenPacks) > 0 {
 		ids := make([]string, len(rep.BrokenPacks))
 		for i, id := range rep.BrokenPacks {
@@ -226,10 +238,6 @@ func advanceStage(p *printer, stage *int, s int, opts check.Options) {
 			p.P("check all packs")
 		case 2:
 			p.P("check snapshots, trees and blobs")
-		case 3:
-			if opts.ReadData {
-				p.P("read data")
-			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo"
@@ -77,6 +78,9 @@ func (p Problem) Error() string {
 	case KindPack:
 		return fmt.Sprintf("pack %v: %v", p.Pack, errors.Join(p.Errs...))
 	case KindIndex:
+		if p.Mixed {
+			return fmt.Sprintf("pack %v %v", p.Pack.Str(), errors.Join(p.Errs...))
+		}
 		if !p.Pack.IsNull() {
 			return fmt.Sprintf("pack %v %v", p.Pack, errors.Join(p.Errs...))
 		}
@@ -203,14 +207,27 @@ func (c *checker) loadIndex(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("list index files: %w", err)
 	}
+	// Load in parallel, then go through the files in listing order so
+	// that the messages do not depend on timing.
+	files := make([]*index.File, len(ids))
+	loadErrs := make([]error, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(int(max(2, c.r.Backend().Connections())))
+	for i, id := range ids {
+		g.Go(func() error {
+			files[i], loadErrs[i] = c.r.LoadIndexFile(gctx, id)
+			return gctx.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	c.packs = make(map[blob.ID]*packInfo)
 	inFiles := make(map[blob.ID][]blob.ID)
 	idx := c.r.Index()
-	for _, id := range ids {
-		f, err := c.r.LoadIndexFile(ctx, id)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	for i, id := range ids {
+		f, err := files[i], loadErrs[i]
+		files[i] = nil // the index keeps what it needs
 		if err != nil {
 			c.rep.IndexDamaged = true
 			c.emit(Problem{Kind: KindIndex, Errs: []error{err}})

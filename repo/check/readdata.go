@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -33,15 +34,6 @@ func (c *checker) readData(ctx context.Context) error {
 	if c.opts.ReadFilter != nil {
 		sel = c.opts.ReadFilter(all)
 	}
-	// The blobs of the selected packs, grouped by pack: this is the one
-	// place where check holds index-sized memory twice.
-	byPack := make(map[blob.ID][]pack.Blob, len(sel))
-	c.r.Index().Each(func(loc index.Location) bool {
-		if _, ok := sel[loc.Pack]; ok {
-			byPack[loc.Pack] = append(byPack[loc.Pack], loc.Blob)
-		}
-		return true
-	})
 	ids := make([]blob.ID, 0, len(sel))
 	for id := range sel {
 		ids = append(ids, id)
@@ -54,13 +46,47 @@ func (c *checker) readData(ctx context.Context) error {
 	}
 	workers = max(workers, 1)
 
-	dec := c.dec
+	// The blobs of the packs being read, grouped by pack, a batch of packs
+	// at a time: one pass over the index per batch keeps the copy small.
+	for len(ids) > 0 {
+		n := min(len(ids), packsPerPass)
+		batch := ids[:n]
+		ids = ids[n:]
+		inBatch := make(map[blob.ID][]pack.Blob, n)
+		for _, id := range batch {
+			inBatch[id] = nil
+		}
+		c.r.Index().Each(func(loc index.Location) bool {
+			if b, ok := inBatch[loc.Pack]; ok {
+				inBatch[loc.Pack] = append(b, loc.Blob)
+			}
+			return true
+		})
+		if err := c.readBatch(ctx, workers, batch, sel, inBatch); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// packsPerPass is how many packs one pass over the index collects blobs for.
+const packsPerPass = 4096
+
+func (c *checker) readBatch(ctx context.Context, workers int, ids []blob.ID, sizes map[blob.ID]int64, blobs map[blob.ID][]pack.Blob) error {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for _, id := range ids {
 		g.Go(func() error {
-			p := c.checkPackData(gctx, dec, id, sel[id], byPack[id])
+			p := c.checkPackData(gctx, c.dec, id, sizes[id], blobs[id])
+			if p != nil && gctx.Err() == nil {
+				// A second read tells a transient failure from damage.
+				if p2 := c.checkPackData(gctx, c.dec, id, sizes[id], blobs[id]); p2 != nil {
+					p = p2
+				} else {
+					p = &Problem{Kind: KindData, Pack: id, Errs: []error{fmt.Errorf("check successful on second attempt, original error %v", p.Error())}}
+				}
+			}
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
@@ -77,13 +103,14 @@ func (c *checker) readData(ctx context.Context) error {
 }
 
 // checkPackData reads and verifies one pack; nil means it is fine.
-func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.ID, size int64, blobs []pack.Blob) *Problem {
+func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.ID, size int64, indexed []pack.Blob) *Problem {
 	broken := func(errs []error) *Problem {
 		return &Problem{Kind: KindData, Pack: id, Broken: true, Errs: errs}
 	}
-	if len(blobs) == 0 {
+	if len(indexed) == 0 {
 		return broken([]error{errors.New("pack is empty or not indexed")})
 	}
+	blobs := slices.Clone(indexed) // sorted below; the retry shares indexed
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Offset < blobs[j].Offset })
 	var errs []error
 	end := uint32(0)
