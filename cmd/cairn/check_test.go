@@ -5,6 +5,7 @@ import (
 
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"os"
 	"path/filepath"
@@ -183,4 +184,30 @@ func TestCheckReadDataSubsetFlag(t *testing.T) {
 	if got := len(f(packs)); got != 25 {
 		t.Errorf("10%% of 256 packs: %d picked, want 25", got)
 	}
+}
+
+// TestCheckExitCodes: restic's exit codes for a missing repository, a wrong
+// password and a repository locked exclusively by someone else.
+func TestCheckExitCodes(t *testing.T) {
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD=" + testPassword)
+	r.expect(exitNoRepository, "-r", filepath.Join(t.TempDir(), "none"), "check")
+	r.with("RESTIC_PASSWORD=wrong").expect(exitWrongPassword, "-r", dir, "check")
+	res := r.ok("-r", dir, "check")
+	if !strings.Contains(res.stdout, "no errors were found") {
+		t.Errorf("empty repository:\n%s", res)
+	}
+	if locks := lockFiles(t, dir); len(locks) != 0 {
+		t.Errorf("check left locks behind: %v", locks)
+	}
+	// Like restic's, check takes an exclusive lock: it refuses to run
+	// beside anything else rather than check a repository being changed.
+	_, held, err := openRepo(t, dir).Lock(t.Context(), false, repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	res = r.expect(exitLocked, "-r", dir, "check")
+	noPanic(t, res)
+	r.ok("-r", dir, "--no-lock", "check")
 }
