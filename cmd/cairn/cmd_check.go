@@ -150,11 +150,7 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 		copts.ReadFilter = func(all map[blob.ID]int64) map[blob.ID]int64 {
 			sel := subset(all)
 			advance(3)
-			if opts.readData {
-				p.P("read all data")
-			} else {
-				p.P("read %d of %d data packs (--read-data-subset=%s)", len(sel), len(all), opts.readDataSubset)
-			}
+			p.P("%s", readHeading(opts, len(sel), all))
 			return sel
 		}
 	}
@@ -368,4 +364,30 @@ func parseSize(s string) (int64, error) {
 		return 0, errors.New("size too large")
 	}
 	return v * mult, nil
+}
+
+// readHeading says which packs are read, in restic's words.
+func readHeading(opts checkOptions, selected int, all map[blob.ID]int64) string {
+	s := opts.readDataSubset
+	switch {
+	case opts.readData:
+		return "read all data"
+	case strings.Contains(s, "/"):
+		n, t, _ := strings.Cut(s, "/")
+		return fmt.Sprintf("read group #%s of %d data packs (out of total %d packs in %s groups)", n, selected, len(all), t)
+	case strings.HasSuffix(s, "%"):
+		v, _ := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		return fmt.Sprintf("read %.1f%% of packfiles", v)
+	}
+	var total int64
+	for _, size := range all {
+		total += size
+	}
+	want, _ := parseSize(s)
+	want = min(want, total)
+	pct := 100.0
+	if total > 0 {
+		pct = float64(want) / float64(total) * 100
+	}
+	return fmt.Sprintf("read %d bytes (%.1f%%) of data packs", want, pct)
 }
