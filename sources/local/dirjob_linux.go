@@ -117,7 +117,7 @@ func (p *pool) runDir(j *dirJob, sc *scratch) {
 	if testHookListed != nil {
 		testHookListed(j.host)
 	}
-	j.skipAll, j.marked, j.keep = p.walk.ex.contents(&j.entry, j.peek)
+	j.skipAll, j.marked, j.keep = p.walk.ex.Contents(&j.entry, j.peek)
 	if j.skipAll {
 		close(j.done)
 		return
@@ -238,7 +238,7 @@ func (p *pool) runChunk(c *chunkJob, sc *scratch) {
 			continue
 		}
 		cpath, host := sc.cpath(j.host, name)
-		if w.ex.byName(host) {
+		if w.ex.ByName(host) {
 			continue
 		}
 		var st fileStat
@@ -270,7 +270,7 @@ func (p *pool) runChunk(c *chunkJob, sc *scratch) {
 			}
 			e.LinkTarget = target
 		}
-		if w.ex.byMetadata(e) {
+		if w.ex.ByMetadata(e) {
 			c.drop()
 			continue
 		}

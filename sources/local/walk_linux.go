@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn/sources"
+	"github.com/cairn-backup/cairn/sources/internal/exclude"
 )
 
 // walker is the state of one Walk. Its methods run on the goroutine that
@@ -21,7 +22,7 @@ type walker struct {
 	src     *Source
 	v       sources.Visitor
 	onError func(string, error) error
-	ex      *excluder
+	ex      *exclude.Guard
 	oneFS   bool
 	devs    map[string]uint64 // OneFileSystem: st_dev of each absolute target
 	pool    *pool
@@ -64,7 +65,7 @@ func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.V
 		return fmt.Errorf("local source: %w", err)
 	}
 	w := &walker{
-		ctx: ctx, src: s, v: v, onError: opts.OnError, ex: newExcluder(opts.Exclude),
+		ctx: ctx, src: s, v: v, onError: opts.OnError, ex: exclude.New(opts.Exclude),
 		oneFS: opts.OneFileSystem, marked: map[string]*mark{}, sc: newScratch(),
 	}
 	if w.oneFS {
@@ -170,7 +171,7 @@ func (w *walker) inner(snap, host string) (e *sources.Entry, stop error) {
 // contains another one).
 func (w *walker) leaf(snap string, n *vnode) error {
 	host := n.host
-	if !n.explicit && w.ex.byName(host) {
+	if !n.explicit && w.ex.ByName(host) {
 		return nil
 	}
 	e, stop := w.stat(snap, host)
@@ -179,7 +180,7 @@ func (w *walker) leaf(snap string, n *vnode) error {
 	}
 	mountPoint := false
 	if !n.explicit {
-		if w.ex.byMetadata(e) {
+		if w.ex.ByMetadata(e) {
 			return nil
 		}
 		if excluded, err := w.markedOut(host); excluded || err != nil {
@@ -265,7 +266,7 @@ func (w *walker) complete(e *sources.Entry) (ok bool, stop error) {
 // markedOut applies the marker rules of a top-level entry's parent
 // directory, which the walk does not otherwise read.
 func (w *walker) markedOut(host string) (bool, error) {
-	if !w.ex.markers {
+	if !w.ex.HasMarkers() {
 		return false, nil
 	}
 	parent := filepath.Dir(host)
@@ -277,7 +278,7 @@ func (w *walker) markedOut(host string) (bool, error) {
 			return false, stop
 		}
 		m = &mark{}
-		m.skipAll, m.marked, m.keep = w.ex.contents(dir, func(name string, n int) ([]byte, error) {
+		m.skipAll, m.marked, m.keep = w.ex.Contents(dir, func(name string, n int) ([]byte, error) {
 			return peekPath(parent+"/"+name, n)
 		})
 		w.marked[parent] = m

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/sources"
+	"github.com/cairn-backup/cairn/sources/internal/exclude"
 )
 
 const (
@@ -35,7 +36,7 @@ type walker struct {
 	src     *Source
 	v       sources.Visitor
 	onError func(string, error) error
-	ex      *excluder
+	ex      *exclude.Guard
 	sem     chan struct{}
 	wg      sync.WaitGroup
 }
@@ -85,7 +86,7 @@ func (s *Source) Walk(ctx context.Context, opts sources.WalkOptions, v sources.V
 	ctx, cancel := context.WithCancel(ctx)
 	w := &walker{
 		ctx: ctx, src: s, v: v, onError: opts.OnError,
-		ex: newExcluder(opts.Exclude), sem: make(chan struct{}, listers),
+		ex: exclude.New(opts.Exclude), sem: make(chan struct{}, listers),
 	}
 	defer func() {
 		cancel()
@@ -383,7 +384,7 @@ func (w *walker) list(j *dirJob) {
 	}
 	var marked bool
 	var keep []string
-	j.skipAll, marked, keep = w.ex.contents(j.entry, func(name string, n int) ([]byte, error) {
+	j.skipAll, marked, keep = w.ex.Contents(j.entry, func(name string, n int) ([]byte, error) {
 		return w.peek(j.host, name, n, names)
 	})
 	if j.skipAll {
@@ -401,7 +402,7 @@ func (w *walker) list(j *dirJob) {
 			continue
 		}
 		host := join(j.host, name)
-		if w.ex.byName(host) {
+		if w.ex.ByName(host) {
 			continue
 		}
 		it := item{e: sources.Entry{Path: joinSnap(j.snap, name), HostPath: host}}
@@ -419,7 +420,7 @@ func (w *walker) list(j *dirJob) {
 		if it.drop {
 			continue
 		}
-		if w.ex.byMetadata(&it.e) {
+		if w.ex.ByMetadata(&it.e) {
 			it.drop = true
 			continue
 		}
