@@ -335,53 +335,7 @@ func printForgetTable(a *app, list []*repo.Snapshot, reasons []forget.Reason, co
 	list = append([]*repo.Snapshot(nil), list...)
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Time.Before(list[j].Time) })
 
-	hasSize := false
-	for _, sn := range list {
-		hasSize = hasSize || sn.Summary != nil
-	}
-	t := &table{}
-	if compact {
-		t.headers = []string{"ID", "Time", "Host", "Tags  "}
-	} else {
-		t.headers = []string{"ID", "Time", "Host      ", "Tags      "}
-		if len(reasons) > 0 {
-			t.headers = append(t.headers, "Reasons")
-		}
-		t.headers = append(t.headers, "Paths")
-	}
-	if hasSize {
-		t.headers = append(t.headers, "Size")
-	}
-	for _, sn := range list {
-		id := sn.ID()
-		row := []string{id.Str(), sn.Time.Local().Format(timeFormat), sn.Hostname}
-		if compact {
-			row = append(row, strings.Join(sn.Tags, "\n"))
-		} else {
-			row = append(row, strings.Join(sn.Tags, ","))
-			if len(reasons) > 0 {
-				row = append(row, strings.Join(why[id], "\n"))
-			}
-			row = append(row, strings.Join(sn.Paths, "\n"))
-			if len(sn.Paths) > 1 {
-				t.blankBetween = true
-			}
-		}
-		if hasSize {
-			size := ""
-			if sn.Summary != nil {
-				size = formatBytes(sn.Summary.TotalBytesProcessed)
-			}
-			row = append(row, size)
-		}
-		t.addRow(row...)
-	}
-	zone := time.Now().Location().String()
-	if zone == "Local" {
-		zone = "local time"
-	}
-	t.footer = []string{"Timestamps shown in " + zone, fmt.Sprintf("%d snapshots", len(list))}
-	return a.term.printTable(t)
+	return printSnapshotTable(a, list, compact, why)
 }
 
 // forgetGroupJSON is one group of `forget --json`, shaped like restic's.

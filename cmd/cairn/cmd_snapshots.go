@@ -127,7 +127,7 @@ func runSnapshots(ctx context.Context, a *app, opts snapshotsOptions, args []str
 		if g.any() {
 			a.term.Print(groupHeader(grp.key))
 		}
-		if err := printSnapshotTable(a, grp.list, opts.Compact); err != nil {
+		if err := printSnapshotTable(a, grp.list, opts.Compact, nil); err != nil {
 			return err
 		}
 	}
@@ -303,8 +303,9 @@ func groupHeader(k groupKey) string {
 	return h + ":\n"
 }
 
-// printSnapshotTable prints restic's snapshot table.
-func printSnapshotTable(a *app, list []*repo.Snapshot, compact bool) error {
+// printSnapshotTable prints restic's snapshot table; forget adds the
+// Reasons column with why, the matched rules of each kept snapshot.
+func printSnapshotTable(a *app, list []*repo.Snapshot, compact bool, why map[blob.ID][]string) error {
 	hasSize := false
 	for _, sn := range list {
 		hasSize = hasSize || sn.Summary != nil
@@ -313,7 +314,11 @@ func printSnapshotTable(a *app, list []*repo.Snapshot, compact bool) error {
 	if compact {
 		t.headers = []string{"ID", "Time", "Host", "Tags  "}
 	} else {
-		t.headers = []string{"ID", "Time", "Host      ", "Tags      ", "Paths"}
+		t.headers = []string{"ID", "Time", "Host      ", "Tags      "}
+		if len(why) > 0 {
+			t.headers = append(t.headers, "Reasons")
+		}
+		t.headers = append(t.headers, "Paths")
 	}
 	if hasSize {
 		t.headers = append(t.headers, "Size")
@@ -324,7 +329,11 @@ func printSnapshotTable(a *app, list []*repo.Snapshot, compact bool) error {
 		if compact {
 			row = append(row, strings.Join(sn.Tags, "\n"))
 		} else {
-			row = append(row, strings.Join(sn.Tags, ","), strings.Join(sn.Paths, "\n"))
+			row = append(row, strings.Join(sn.Tags, ","))
+			if len(why) > 0 {
+				row = append(row, strings.Join(why[id], "\n"))
+			}
+			row = append(row, strings.Join(sn.Paths, "\n"))
 			if len(sn.Paths) > 1 {
 				t.blankBetween = true
 			}
