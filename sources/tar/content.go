@@ -93,8 +93,15 @@ func (c *content) read(p []byte) (int, error) {
 			c.extent = nil
 		}
 	}
-	if err != nil && !errors.Is(err, io.EOF) && c.err == nil {
-		c.err = c.w.streamError("read content of "+quote(c.w.last), err)
+	if err != nil && !errors.Is(err, io.EOF) {
+		if c.err == nil {
+			c.err = c.w.streamError("read content of "+quote(c.w.last), err)
+		}
+		// Never hand archive/tar's bare io.ErrUnexpectedEOF (a truncated
+		// stream) to the reader: callers of io.ReadFull, restic's chunker
+		// among them, take it for a short last read and read again, for
+		// ever. The wrapped error still matches it with errors.Is.
+		return n, c.err
 	}
 	return n, err
 }

@@ -535,3 +535,47 @@ func TestOptions(t *testing.T) {
 		t.Errorf("default paths %q", got)
 	}
 }
+
+// A member cut short by the end of the stream reports an error that
+// matches io.ErrUnexpectedEOF but is not archive/tar's bare value: io.ReadFull
+// loops (restic's chunker takes a bare ErrUnexpectedEOF for a short last
+// read and reads again) must end. Before, a backup over an ssh connection
+// dropped mid-file spun for ever.
+func TestTruncatedContentEndsReadFullLoops(t *testing.T) {
+	data := archive(t, file("big", strings.Repeat("y", 1<<20)))
+	cut := data[:600<<10]
+	src, err := tar.New(bytes.NewReader(cut), tar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var readErr error
+	v := &funcVisitor{visit: func(ctx context.Context, e *sources.Entry) error {
+		rc, err := e.Open(ctx)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		buf := make([]byte, 64<<10)
+		for i := 0; ; i++ {
+			if i > 100 {
+				readErr = errors.New("still reading after 100 calls: a ReadFull loop would never end")
+				return nil
+			}
+			_, err := io.ReadFull(rc, buf)
+			if err == io.ErrUnexpectedEOF {
+				continue // what a chunker does with a short read
+			}
+			if err != nil {
+				readErr = err
+				return nil
+			}
+		}
+	}}
+	if err := src.Walk(t.Context(), sources.WalkOptions{OnError: func(string, error) error { return nil }}, v); err == nil {
+		t.Error("walk of a truncated archive succeeded")
+	}
+	if readErr == nil || !errors.Is(readErr, io.ErrUnexpectedEOF) || !strings.Contains(readErr.Error(), "truncated") {
+		t.Errorf("read error %v, want the wrapped truncation", readErr)
+	}
+}
