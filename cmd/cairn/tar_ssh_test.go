@@ -70,21 +70,42 @@ func TestBackupStdinTarOverSSH(t *testing.T) {
 		t.Errorf("re-run after changing one file: %v", third)
 	}
 
-	// A connection dropped mid-stream: ssh fails, no snapshot.
-	slow := sshCommand(t, s, "sh", "-c", "'tar -C / -cf - "+strings.TrimPrefix(src, "/")+" | head -c 200000; sleep 60'")
+	// A connection dropped mid-stream: ssh fails, no snapshot. The drop
+	// waits until the remote command is past its shell's start-up and has
+	// written its part of the stream (the marker file): killing a session
+	// while the login shell still runs its rc files can leave their locks
+	// behind (pyenv's rehash lock makes every later root session wait 60 s),
+	// and a drop before the connection exists kills nothing of this run.
+	marker := filepath.Join(t.TempDir(), "streamed")
+	slow := sshCommand(t, s, "sh", "-c", "'tar -C / -cf - "+strings.TrimPrefix(src, "/")+" | head -c 200000; touch "+marker+"; sleep 60'")
 	done := make(chan result, 1)
 	go func() {
 		done <- r.run(append([]string{"backup", "--stdin-tar", "--stdin-tar-path", src, "--host", "kvm1", "--stdin-from-command", "--"}, slow...)...)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for s.Connections(t) == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		select {
+		case res := <-done:
+			t.Fatalf("backup ended before the connection was dropped: %s", res)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the remote command did not write its stream within 2 minutes")
+		}
 	}
-	time.Sleep(500 * time.Millisecond) // let the first 200 kB arrive
+	time.Sleep(200 * time.Millisecond) // let the bytes cross
 	if n := s.DropConnections(t); n == 0 {
 		t.Fatal("no ssh connection to drop")
 	}
-	res := <-done
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("backup still running 2 minutes after its ssh connection was dropped")
+	}
 	if res.code != exitFatal || !strings.Contains(res.stderr, "exit status 255") {
 		t.Errorf("backup over a dropped connection: %s", res)
 	}
