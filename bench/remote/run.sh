@@ -76,6 +76,9 @@ UseDNS no
 PermitTTY no
 MaxStartups 64
 MaxSessions 64
+# Root's ~/.bashrc on this machine (pyenv init) costs ~0.75 s per session: with SHLVL
+# set, bash does not read it for sshd sessions. A remote host with a light shell rc.
+SetEnv SHLVL=1
 C
 mkdir -p /run/sshd
 /usr/sbin/sshd -D -e -f "$S/sshd_config" 2>"$S/sshd.log" &
