@@ -7,7 +7,6 @@ package chunk
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -68,6 +67,23 @@ type Chunker struct {
 	smallMode bool   // Reset read the whole input
 	small     []byte // that input, until Next returns it
 	done      bool
+	rd        strictReader
+}
+
+// strictReader hands the input on, except that an io.ErrUnexpectedEOF the
+// input itself returns (archive/tar does for a member cut short) comes
+// back wrapped. Both io.ReadFull and restic's chunker use that bare
+// sentinel to mean "the input ended early, which is fine": a source's
+// truncation would be taken for a short last chunk, and the chunker, told
+// "no bytes, no error", would read again forever.
+type strictReader struct{ r io.Reader }
+
+func (s *strictReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.ErrUnexpectedEOF {
+		err = fmt.Errorf("input ended early: %w", err)
+	}
+	return n, err
 }
 
 // New returns a Chunker for polynomial pol.
@@ -81,6 +97,8 @@ func New(pol Pol) *Chunker {
 // the result is the same. Pass size -1 when the size is unknown.
 func (c *Chunker) Reset(rd io.Reader, size int64, buf []byte) error {
 	c.small, c.done, c.smallMode = nil, false, false
+	c.rd.r = rd
+	rd = &c.rd
 	if size >= 0 && size < MinSize {
 		// Read one byte more than MinSize to notice a file that grew; a file
 		// that grew past MinSize goes through the chunker after all.
@@ -91,7 +109,7 @@ func (c *Chunker) Reset(rd io.Reader, size int64, buf []byte) error {
 		switch {
 		case err == nil:
 			rd = io.MultiReader(bytes.NewReader(append([]byte(nil), buf[:n]...)), rd)
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		case err == io.EOF || err == io.ErrUnexpectedEOF: // from ReadFull itself: the input ended
 			c.small = buf[:n]
 			c.done = n == 0
 			c.smallMode = true
