@@ -106,9 +106,9 @@ func (r *runner) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd.Env = r.env
 	cmd.Dir = r.dir
 	cmd.Stdin = r.stdin
-	if r.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
-	}
+	// Pdeathsig: a test binary killed by its -timeout takes its cairn
+	// children with it instead of leaving them running on the machine.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
