@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/sftp"
@@ -206,4 +207,21 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A server whose sftp subsystem never answers fails the open in bounded
+// time with a message that says so, instead of hanging the backup.
+func TestSubsystemThatNeverAnswers(t *testing.T) {
+	isolate(t)
+	s := sshtest.StartWith(t, sshtest.Options{ExtraConfig: []string{"ForceCommand sleep 600"}})
+	sftp.SetStartTimeout(t, 2*time.Second)
+	cfg := config(t, s, t.TempDir())
+	start := time.Now()
+	_, err := sftp.Open(t.Context(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "did not answer within 2s") {
+		t.Fatalf("Open against a silent subsystem: err = %v, want a start timeout", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("Open took %v to give up", d)
+	}
 }

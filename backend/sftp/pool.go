@@ -197,6 +197,10 @@ func (p *pool) connect(ctx context.Context, s *slot) (*conn, error) {
 	return c, nil
 }
 
+// startTimeout bounds the start of the SFTP subsystem on a connection that
+// is already authenticated; a healthy server answers in milliseconds.
+var startTimeout = time.Minute
+
 // dial opens an SSH connection and starts the SFTP subsystem on it.
 func (p *pool) dial(ctx context.Context) (*conn, error) {
 	client, err := p.dialer.Dial(ctx)
@@ -204,14 +208,21 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	// Starting the subsystem has no context support either: closing the
-	// SSH connection aborts it.
-	stop := context.AfterFunc(ctx, func() { client.Close() })
+	// SSH connection aborts it. It is also bounded on its own, because a
+	// server whose subsystem never answers (a login shell stuck at start,
+	// a ForceCommand) would otherwise hold a CronJob until its deadline.
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	stop := context.AfterFunc(sctx, func() { client.Close() })
 	sc, err := sftp.NewClient(client, p.opts...)
 	if !stop() {
 		if sc != nil {
 			sc.Close()
 		}
 		client.Close()
+		if ctx.Err() == nil {
+			return nil, fmt.Errorf("start SFTP on %s: the sftp subsystem did not answer within %v", p.dialer, startTimeout)
+		}
 		return nil, fmt.Errorf("start SFTP on %s: %w", p.dialer, ctx.Err())
 	}
 	if err != nil {
