@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/backendtest"
+	"github.com/cairn-backup/cairn/internal/testtools"
 )
 
 // The disk-full tests run their checks in a child process (this test binary
@@ -37,7 +38,7 @@ func runChild(t *testing.T, test, mode, dir string, attr *syscall.SysProcAttr) {
 	cmd.SysProcAttr = attr
 	out, err := cmd.CombinedOutput()
 	if attr != nil && errors.Is(err, syscall.EPERM) {
-		t.Skipf("cannot create a mount namespace here: %v", err)
+		testtools.Unavailable(t, "cannot create a mount namespace here: %v", err)
 	}
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+test) {
 		t.Fatalf("child process (%s) failed: %v\n%s", mode, err, out)
