@@ -8,6 +8,7 @@ import (
 	"net"
 	"path"
 	"sync/atomic"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -40,6 +41,10 @@ var ErrConnectionLost = errors.New("connection to the remote host lost")
 
 var _ sources.Source = (*Source)(nil)
 
+// startTimeout bounds the start of the SFTP subsystem once the SSH
+// connection is up; a healthy server answers in milliseconds.
+var startTimeout = time.Minute
+
 // Open connects to the host cfg names, checking its host key and
 // authenticating like the SFTP backend, and makes sure every path exists.
 // A missing path fails with an error naming it that wraps fs.ErrNotExist;
@@ -65,10 +70,27 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sftp source %s: %w", cfg, err)
 	}
+	// NewClient has no context: closing the connection aborts it, on
+	// cancellation or when the subsystem never answers (a stuck login
+	// shell, a ForceCommand), which would otherwise hold the backup.
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	stop := context.AfterFunc(sctx, func() { conn.Close() })
 	client, err := sftp.NewClient(conn,
 		sftp.UseConcurrentReads(true),
 		sftp.MaxConcurrentRequestsPerFile(cfg.RequestsPerFile),
 	)
+	stopped := stop()
+	cancel()
+	if !stopped {
+		if client != nil {
+			client.Close()
+		}
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("sftp source %s: start the SFTP subsystem: %w", cfg, ctx.Err())
+		}
+		return nil, fmt.Errorf("sftp source %s: the SFTP subsystem did not answer within %v", cfg, startTimeout)
+	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sftp source %s: start the SFTP subsystem: %w", cfg, err)

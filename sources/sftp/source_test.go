@@ -309,3 +309,18 @@ func (x excludeSuffix) Excluded(e *sources.Entry) bool {
 func (excludeSuffix) ExcludedByContents(*sources.Entry, func(string, int) ([]byte, error)) bool {
 	return false
 }
+
+// A server whose sftp subsystem never answers fails Open in bounded time
+// with a message that says so, instead of hanging the backup.
+func TestSubsystemThatNeverAnswers(t *testing.T) {
+	srv := sshtest.StartWith(t, sshtest.Options{ExtraConfig: []string{"ForceCommand sleep 600"}})
+	sftp.SetStartTimeout(t, 2*time.Second)
+	start := time.Now()
+	_, err := sftp.Open(t.Context(), config(srv, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "did not answer within 2s") {
+		t.Fatalf("Open against a silent subsystem: err = %v, want a start timeout", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("Open took %v to give up", d)
+	}
+}
