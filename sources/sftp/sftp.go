@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"path"
@@ -197,15 +198,27 @@ func (s *Source) lost(err error) error {
 	if err == nil || s.closed.Load() || errors.Is(err, ErrConnectionLost) {
 		return err
 	}
+	if errors.Is(err, sftp.ErrSSHFxConnectionLost) {
+		return fmt.Errorf("%w (%s): %w", ErrConnectionLost, s.cfg.Host, err)
+	}
+	// A status from the server proves the connection alive. Anything else
+	// (a failed send, EOF on the transport) may arrive a moment before the
+	// client notices that the session ended: give it that moment.
+	var status *sftp.StatusError
+	if errors.As(err, &status) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || err == io.EOF {
+		return err
+	}
 	select {
 	case <-s.dead:
-	default:
-		if !errors.Is(err, sftp.ErrSSHFxConnectionLost) {
-			return err
-		}
+		return fmt.Errorf("%w (%s): %w", ErrConnectionLost, s.cfg.Host, err)
+	case <-time.After(deadGrace):
+		return err
 	}
-	return fmt.Errorf("%w (%s): %w", ErrConnectionLost, s.cfg.Host, err)
 }
+
+// deadGrace is how long lost waits for the session's end to show after a
+// transport error.
+const deadGrace = 2 * time.Second
 
 // errClosed is returned after Close.
 var errClosed = fmt.Errorf("sftp source: %w", fs.ErrClosed)
