@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-backup/cairn/internal/sshtest"
 	"github.com/cairn-backup/cairn/internal/sshx"
+	"github.com/cairn-backup/cairn/internal/testtools"
 	"github.com/cairn-backup/cairn/sources"
 	"github.com/cairn-backup/cairn/sources/sftp"
 )
@@ -53,7 +54,7 @@ func open(t *testing.T, cfg sftp.Config) *sftp.Source {
 // server without the extension is read for /etc/passwd and /etc/group.
 func TestOwnerNames(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown")
+		testtools.Unavailable(t, "needs root to chown")
 	}
 	srv := sshtest.Start(t)
 	dir := t.TempDir()
@@ -246,7 +247,7 @@ func (r *recorder) LeaveDir(_ context.Context, p string) error {
 // walking.
 func TestRootAndNestedTargets(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("sshd's ChrootDirectory needs root")
+		testtools.Unavailable(t, "sshd's ChrootDirectory needs root")
 	}
 	// Every component of a chroot must be root-owned and writable by
 	// nobody else, which rules out /tmp (mode 1777).
