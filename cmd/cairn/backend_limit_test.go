@@ -106,7 +106,8 @@ func TestBackendConnectionsOption(t *testing.T) {
 	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+loc)
 	r.ok("init")
 
-	// Many 4 MiB packs, uploaded slowly enough that they overlap.
+	// Many 4 MiB packs, uploaded slowly enough (4 MiB/s in all) that they
+	// queue up and overlap even when a loaded machine packs slowly.
 	src := t.TempDir()
 	for i := range 6 {
 		data := make([]byte, 4<<20)
@@ -117,7 +118,7 @@ func TestBackendConnectionsOption(t *testing.T) {
 		}
 	}
 	counter.reset()
-	r.ok("-o", "rest.connections=2", "--pack-size", "4", "--limit-upload", "16384", "backup", src)
+	r.ok("-o", "rest.connections=2", "--pack-size", "4", "--limit-upload", "4096", "backup", src)
 	if p := counter.reset(); p > 2 || p < 1 {
 		t.Errorf("with rest.connections=2 up to %d requests were in flight", p)
 	}
@@ -130,7 +131,7 @@ func TestBackendConnectionsOption(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.ok("-o", "rest.connections=8", "--pack-size", "4", "--limit-upload", "16384", "backup", src)
+	r.ok("-o", "rest.connections=8", "--pack-size", "4", "--limit-upload", "4096", "backup", src)
 	if p := counter.reset(); p <= 2 {
 		t.Errorf("with rest.connections=8 at most %d requests were in flight: the measurement cannot tell", p)
 	} else {
