@@ -184,7 +184,13 @@ func backupRemote(ctx, bctx context.Context, a *app, r *repo.Repository, opts ba
 	res, err := backup.Run(runCtx, r, src, bopts)
 	if err != nil {
 		if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%v)", err, cause)
+			if errors.Is(err, context.Canceled) {
+				// Whatever stage noticed the abort first only saw it as a
+				// cancellation: the lost connection is the error.
+				err = cause
+			} else {
+				err = fmt.Errorf("%w (%v)", err, cause)
+			}
 		}
 		return fmt.Errorf("host %s: unable to save snapshot: %w", info.Hostname, err)
 	}
