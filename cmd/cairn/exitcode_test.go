@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -229,9 +230,14 @@ func countFiles(t *testing.T, dir string) int {
 	return n
 }
 
-// fillRandom fills b with cheap, incompressible bytes.
+// fillSeq makes every fillRandom call produce different bytes.
+var fillSeq atomic.Uint64
+
+// fillRandom fills b with cheap, incompressible bytes, different on every
+// call: files filled one after another must not deduplicate against each
+// other, or a test meant to upload many packs uploads one.
 func fillRandom(b []byte) {
-	x := uint64(0x9e3779b97f4a7c15)
+	x := uint64(0x9e3779b97f4a7c15) + fillSeq.Add(1)*0x2545f4914f6cdd1d
 	for i := 0; i+8 <= len(b); i += 8 {
 		x ^= x << 13
 		x ^= x >> 7
