@@ -109,26 +109,10 @@ func open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.RequestsPerFile <= 0 {
 		cfg.RequestsPerFile = DefaultRequestsPerFile
 	}
-	opts := sshx.Options{PasswordEnv: cfg.PasswordEnv, Warnf: cfg.Warnf}
-	if cfg.Args != "" {
-		args, err := sshx.SplitArgs(cfg.Args)
-		if err != nil {
-			return nil, fmt.Errorf("sftp: %s: sftp.args: %w", cfg, err)
-		}
-		if err := opts.ApplyArgs(args); err != nil {
-			return nil, fmt.Errorf("sftp: %s: sftp.args: %w", cfg, err)
-		}
-	}
-	if cfg.Key != "" {
-		opts.IdentityFiles = []string{cfg.Key}
-	}
-	if cfg.KnownHosts != "" {
-		opts.KnownHostsFiles = []string{cfg.KnownHosts}
-	}
-	if cfg.HostKey != "" {
-		for _, fp := range strings.Split(cfg.HostKey, ",") {
-			opts.HostKeyFingerprints = append(opts.HostKeyFingerprints, strings.TrimSpace(fp))
-		}
+	opts, err := sshx.Settings{Key: cfg.Key, KnownHosts: cfg.KnownHosts, HostKey: cfg.HostKey,
+		PasswordEnv: cfg.PasswordEnv, Args: cfg.Args, Warnf: cfg.Warnf}.Options()
+	if err != nil {
+		return nil, fmt.Errorf("sftp: %s: %w", cfg, err)
 	}
 	dialer, err := sshx.NewDialer(sshx.Target{Host: cfg.Host, Port: cfg.Port, User: cfg.User}, opts)
 	if err != nil {

@@ -172,3 +172,42 @@ func parsePort(s string) (int, error) {
 	}
 	return p, nil
 }
+
+// Settings are the SSH options restic users pass as "-o sftp.NAME=VALUE",
+// as written: the SFTP backend and the sftp:// source take the same ones
+// and turn them into Options here, so both authenticate alike.
+type Settings struct {
+	Key         string // sftp.key: the only identity file offered
+	KnownHosts  string // sftp.known-hosts: replaces the known_hosts files
+	HostKey     string // sftp.host-key: pinned "SHA256:…" fingerprints, comma-separated
+	PasswordEnv string // sftp.password-env: variable holding the password
+	Args        string // sftp.args: ssh(1) arguments (see Options.ApplyArgs)
+	Warnf       func(format string, args ...any)
+}
+
+// Options converts the settings. Only sftp.args can be malformed; the
+// error names it.
+func (s Settings) Options() (Options, error) {
+	opts := Options{PasswordEnv: s.PasswordEnv, Warnf: s.Warnf}
+	if s.Args != "" {
+		args, err := SplitArgs(s.Args)
+		if err != nil {
+			return Options{}, fmt.Errorf("sftp.args: %w", err)
+		}
+		if err := opts.ApplyArgs(args); err != nil {
+			return Options{}, fmt.Errorf("sftp.args: %w", err)
+		}
+	}
+	if s.Key != "" {
+		opts.IdentityFiles = []string{s.Key}
+	}
+	if s.KnownHosts != "" {
+		opts.KnownHostsFiles = []string{s.KnownHosts}
+	}
+	if s.HostKey != "" {
+		for _, fp := range strings.Split(s.HostKey, ",") {
+			opts.HostKeyFingerprints = append(opts.HostKeyFingerprints, strings.TrimSpace(fp))
+		}
+	}
+	return opts, nil
+}

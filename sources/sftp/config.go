@@ -191,26 +191,10 @@ func (c Config) dialer() (*sshx.Dialer, error) {
 	if c.Host == "" {
 		return nil, errors.New("no host given")
 	}
-	opts := sshx.Options{PasswordEnv: c.PasswordEnv, Warnf: c.Warnf}
-	if c.Args != "" {
-		args, err := sshx.SplitArgs(c.Args)
-		if err != nil {
-			return nil, fmt.Errorf("sftp.args: %w", err)
-		}
-		if err := opts.ApplyArgs(args); err != nil {
-			return nil, fmt.Errorf("sftp.args: %w", err)
-		}
-	}
-	if c.Key != "" {
-		opts.IdentityFiles = []string{c.Key}
-	}
-	if c.KnownHosts != "" {
-		opts.KnownHostsFiles = []string{c.KnownHosts}
-	}
-	if c.HostKey != "" {
-		for _, fp := range strings.Split(c.HostKey, ",") {
-			opts.HostKeyFingerprints = append(opts.HostKeyFingerprints, strings.TrimSpace(fp))
-		}
+	opts, err := sshx.Settings{Key: c.Key, KnownHosts: c.KnownHosts, HostKey: c.HostKey,
+		PasswordEnv: c.PasswordEnv, Args: c.Args, Warnf: c.Warnf}.Options()
+	if err != nil {
+		return nil, err
 	}
 	return sshx.NewDialer(sshx.Target{Host: c.Host, Port: c.Port, User: c.User}, opts)
 }
