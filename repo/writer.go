@@ -118,6 +118,17 @@ func (w *BlobWriter) Has(h blob.Handle) bool {
 // must be the SHA-256 of data, or zero to have it computed. It returns
 // whether the blob was new.
 func (w *BlobWriter) SaveBlob(ctx context.Context, t blob.Type, data []byte, id blob.ID) (bool, error) {
+	return w.saveBlob(ctx, t, data, id, false)
+}
+
+// SaveBlobAgain stores data even when the index already lists the blob:
+// prune copies the blobs it keeps out of packs it is about to delete. A blob
+// this writer is storing at the moment is still stored once.
+func (w *BlobWriter) SaveBlobAgain(ctx context.Context, t blob.Type, data []byte, id blob.ID) (bool, error) {
+	return w.saveBlob(ctx, t, data, id, true)
+}
+
+func (w *BlobWriter) saveBlob(ctx context.Context, t blob.Type, data []byte, id blob.ID, again bool) (bool, error) {
 	if t != blob.DataBlob && t != blob.TreeBlob {
 		return false, fmt.Errorf("save blob: invalid type %v", t)
 	}
@@ -125,7 +136,7 @@ func (w *BlobWriter) SaveBlob(ctx context.Context, t blob.Type, data []byte, id 
 		id = blob.Hash(data)
 	}
 	h := blob.Handle{ID: id, Type: t}
-	if w.r.idx.Has(h) {
+	if !again && w.r.idx.Has(h) {
 		return false, nil
 	}
 	w.imu.Lock()
