@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -39,6 +41,7 @@ type globalOptions struct {
 	StuckTimeout    time.Duration
 	CACerts         []string
 	TLSClientCert   string
+	LogFormat       string
 
 	// Derived by finish.
 	verbosity   uint
@@ -70,6 +73,11 @@ func (o *globalOptions) addFlags(f *pflag.FlagSet) {
 		cacerts = strings.Split(v, ",")
 	}
 	f.StringSliceVar(&o.CACerts, "cacert", cacerts, "`file` to load root certificates from (default: use system certificates or $RESTIC_CACERT)")
+	logFormat := os.Getenv(logFormatEnv)
+	if logFormat == "" {
+		logFormat = logFormatAuto
+	}
+	f.StringVar(&o.LogFormat, "log-format", logFormat, "how stderr messages are written: auto (restic's plain lines; JSON records for `cairn run` when stderr is not a terminal), json or text (default: $CAIRN_LOG_FORMAT, else auto)")
 	f.StringVar(&o.TLSClientCert, "tls-client-cert", os.Getenv("RESTIC_TLS_CLIENT_CERT"), "path to a `file` containing PEM encoded TLS client certificate and private key (default: $RESTIC_TLS_CLIENT_CERT)")
 }
 
@@ -137,6 +145,15 @@ type app struct {
 	term      *terminal
 	gopts     globalOptions
 	backends  *location.Registry
+
+	// parsed is set once the command line parsed and the command starts:
+	// errors before that are cobra's usage errors (unknown flag or
+	// command), which restic prints without "Fatal: ".
+	parsed bool
+
+	// log is the structured logger when the log format asks for one
+	// (setupLogging); atomic because the signal handler reads it.
+	log atomic.Pointer[slog.Logger]
 
 	// password is the repository password once resolved (flag, file,
 	// command or environment); "" until then or when a prompt is needed.

@@ -31,12 +31,17 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	a := &app{stdin: stdin, stdinFile: stdin}
 	go func() {
 		s, ok := <-sigs
 		if !ok {
 			return
 		}
-		fmt.Fprintf(stderr, "\rsignal %v received, cleaning up\n", s)
+		if l := a.logger(); l != nil {
+			l.Warn("signal received, cleaning up", "signal", s.String())
+		} else {
+			fmt.Fprintf(stderr, "\rsignal %v received, cleaning up\n", s)
+		}
 		cancel()
 		if _, ok := <-sigs; ok {
 			fmt.Fprintf(stderr, "second signal received, exiting without cleaning up\n")
@@ -44,7 +49,6 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	a := &app{stdin: stdin, stdinFile: stdin}
 	root := newRootCommand(a, stdin, stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -56,6 +60,9 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		return code
 	}
 	msg := exitMessage(code, err)
+	if !a.parsed && err != nil {
+		msg = err.Error()
+	}
 	if a.backends != nil {
 		// Last line of defence: a location quoted in an error message
 		// must not show its password.
@@ -67,6 +74,8 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	}
 	if a.gopts.JSON {
 		a.term.errorJSON(exitErrorJSON{MessageType: "exit_error", Code: code, Message: msg})
+	} else if l := a.logger(); l != nil {
+		l.Error(msg, "exit_code", code)
 	} else {
 		a.term.Error(msg)
 	}

@@ -35,10 +35,14 @@ variables, prints the same JSON and exits with the same codes:
 		SilenceUsage:      true,
 		DisableAutoGenTag: true,
 		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
+			a.parsed = true
 			if err := a.gopts.finish(c.Flags()); err != nil {
 				return err
 			}
 			a.term = newTerminal(stdin, stdout, stderr, a.gopts.Quiet)
+			if err := a.setupLogging(c.Name() == "run"); err != nil {
+				return err
+			}
 			reg, err := newRegistry(tlsSettings{CACerts: a.gopts.CACerts, ClientCert: a.gopts.TLSClientCert}, func(f string, args ...any) {
 				a.printer().E(f, args...)
 			})

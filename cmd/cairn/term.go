@@ -28,6 +28,9 @@ type terminal struct {
 	// secrets are replaced by "***" in everything printed: passwords of
 	// the locations in use, in case a library quotes one verbatim.
 	secrets []string
+	// errLog, when set, takes the stderr messages as structured log
+	// records instead (--log-format).
+	errLog func(line string)
 }
 
 // minSecretLen is the shortest secret scrubbed from output: replacing
@@ -79,8 +82,43 @@ func newTerminal(stdin *os.File, out, errOut io.Writer, quiet bool) *terminal {
 // Print writes a line to stdout.
 func (t *terminal) Print(line string) { t.write(t.out, line) }
 
-// Error writes a line to stderr.
-func (t *terminal) Error(line string) { t.write(t.errOut, line) }
+// Error writes a line to stderr, or a log record with --log-format.
+func (t *terminal) Error(line string) {
+	t.mu.Lock()
+	log := t.errLog
+	t.mu.Unlock()
+	if log != nil {
+		log(strings.TrimRight(line, "\n"))
+		return
+	}
+	t.write(t.errOut, line)
+}
+
+func (t *terminal) setErrLog(f func(line string)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.errLog = f
+}
+
+// Scrub returns s without the registered secrets.
+func (t *terminal) Scrub(s string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.scrub(s)
+}
+
+// writeRaw writes b (already scrubbed) to w, around the status line.
+func (t *terminal) writeRaw(w io.Writer, b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.status != "" {
+		io.WriteString(t.out, ansiClearLine)
+	}
+	w.Write(b)
+	if t.status != "" {
+		io.WriteString(t.out, t.status)
+	}
+}
 
 func (t *terminal) write(w io.Writer, line string) {
 	if !strings.HasSuffix(line, "\n") {
@@ -204,5 +242,6 @@ func (t *terminal) errorJSON(v any) {
 		t.Error(fmt.Sprintf("encode JSON output: %v", err))
 		return
 	}
-	t.Error(string(buf))
+	// restic's JSON messages keep their shape whatever the log format.
+	t.write(t.errOut, string(buf))
 }
