@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -198,30 +200,65 @@ func (r *Repository) SetOptions(opts Options) error {
 // Close closes the backend.
 func (r *Repository) Close() error { return r.be.Close() }
 
-// UpgradeV2 rewrites the config with version 2 (restic's migrate
-// upgrade_repo_v2). Existing data stays as it is.
+// UpgradeV2 rewrites the config with version 2, restic's migrate
+// upgrade_repo_v2: afterwards new data may be compressed. Existing data
+// stays as it is. Only a version 1 repository can be upgraded.
+//
+// Like restic, the config as stored is first saved to a new temporary
+// directory (file "config", mode 0600). On a backend without atomic
+// replace the old config must be removed before the new one is written;
+// if writing fails, the original is put back, and the error names the
+// backup in case that fails too. The backup is removed after success.
 func (r *Repository) UpgradeV2(ctx context.Context) error {
-	if r.cfg.Version >= 2 {
-		return fmt.Errorf("repository is already version %d", r.cfg.Version)
+	if r.cfg.Version != 1 {
+		return fmt.Errorf("repository has version %d, only upgrades from version 1 are supported", r.cfg.Version)
 	}
+	h := backend.Handle{Type: backend.ConfigFile}
+	raw, err := backend.LoadAll(ctx, r.be, h)
+	if err != nil {
+		return fmt.Errorf("upgrade: load config file: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "cairn-migrate-upgrade-repo-v2-")
+	if err != nil {
+		return fmt.Errorf("upgrade: create directory for the config backup: %w", err)
+	}
+	backup := filepath.Join(dir, "config")
+	if err := os.WriteFile(backup, raw, 0o600); err != nil {
+		return fmt.Errorf("upgrade: write config backup to %s: %w", dir, err)
+	}
+
 	cfg := r.cfg
 	cfg.Version = 2
+	if err := r.replaceConfig(ctx, cfg); err != nil {
+		// Put the original back: on a backend without atomic replace the
+		// config is gone by now, and without it the repository is lost.
+		_ = r.be.Remove(ctx, h)
+		if rerr := r.be.Save(ctx, h, backend.NewByteReader(raw, false)); rerr != nil {
+			return fmt.Errorf("upgrade: %w; putting back the old config failed as well (%v), but there is a backup of the config file in %s", err, rerr, backup)
+		}
+		return fmt.Errorf("upgrade: %w; the old config was put back, and there is a backup of the config file in %s", err, backup)
+	}
+	r.cfg = cfg
+	_ = os.Remove(backup)
+	_ = os.Remove(dir)
+	return nil
+}
+
+// replaceConfig stores cfg as the config file (never compressed: it is
+// read before the version is known).
+func (r *Repository) replaceConfig(ctx context.Context, cfg Config) error {
 	plain, err := cfg.marshal()
 	if err != nil {
 		return err
 	}
 	h := backend.Handle{Type: backend.ConfigFile}
-	sealed := r.key.Seal(nil, plain)
 	if rp, ok := r.be.(backend.Replacer); !ok || !rp.HasAtomicReplace() {
-		// Without atomic replace, the old config must go first; a crash in
-		// between leaves no config, which `init` refuses to paper over.
 		if err := r.be.Remove(ctx, h); err != nil {
-			return fmt.Errorf("upgrade: remove old config: %w", err)
+			return fmt.Errorf("remove old config: %w", err)
 		}
 	}
-	if err := r.be.Save(ctx, h, backend.NewByteReader(sealed, false)); err != nil {
-		return fmt.Errorf("upgrade: save config: %w", err)
+	if err := r.be.Save(ctx, h, backend.NewByteReader(r.key.Seal(nil, plain), false)); err != nil {
+		return fmt.Errorf("save new config: %w", err)
 	}
-	r.cfg = cfg
 	return nil
 }
