@@ -286,3 +286,23 @@ func TestExitInterruptedRestore(t *testing.T) {
 		t.Errorf("locks left behind: %v", locks)
 	}
 }
+
+// Command-line mistakes cobra catches before a command starts (unknown
+// flag or command, a flag value that does not parse) are printed the way
+// restic prints them: the bare message, no "Fatal: ", exit status 1.
+func TestUsageErrorsLikeRestic(t *testing.T) {
+	r := newRunner(t)
+	for _, args := range [][]string{
+		{"--no-such-flag", "snapshots"},
+		{"no-such-command"},
+		{"snapshots", "--latest", "x"},
+		{"forget", "--keep-last"},
+	} {
+		want := oracleFor(t).Run("", args...)
+		got := r.run(args...)
+		wantMsg := strings.ReplaceAll(strings.TrimSpace(string(want.Stderr)), `"restic"`, `"cairn"`)
+		if got.code != want.ExitCode || strings.TrimSpace(got.stderr) != wantMsg {
+			t.Errorf("cairn %q: exit %d, stderr %q; restic: exit %d, stderr %q", args, got.code, got.stderr, want.ExitCode, wantMsg)
+		}
+	}
+}
