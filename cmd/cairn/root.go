@@ -71,6 +71,10 @@ variables, prints the same JSON and exits with the same codes:
 		newUnlockCommand(a),
 		newForgetCommand(a),
 		newCheckCommand(a),
+		newTagCommand(a),
+		newCopyCommand(a),
+		newMigrateCommand(a),
+		newPruneCommand(a),
 		newRunCommand(a),
 		newVersionCommand(a),
 	)

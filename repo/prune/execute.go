@@ -1,0 +1,309 @@
+package prune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// ErrDeleteForbidden means the backend refuses to delete files, as an
+// append-only rest-server does: prune stops before changing anything.
+var ErrDeleteForbidden = errors.New("the repository does not allow deleting files (append-only?)")
+
+// Execute carries the plan out, in restic's order, so that the repository
+// stays valid wherever it stops:
+//  1. packs no index lists are deleted (nothing refers to them);
+//  2. the used blobs of the packs to repack are copied into new packs, whose
+//     index files are written;
+//  3. a new full index without the packs to delete replaces every old index
+//     file (new files saved before old ones are deleted);
+//  4. the packs are deleted.
+//
+// Failing to delete a pack is reported and skipped: an extra pack does no
+// harm, and the next prune removes it. With DryRun it prints the packs it
+// would touch and changes nothing. A plan runs once.
+func (p *Plan) Execute(ctx context.Context) error {
+	pr := p.opts.Printer
+	if p.opts.DryRun {
+		pr.V("Repeated prune dry-runs can report slightly different amounts of data to keep or repack. This is expected behavior.\n\n")
+		if len(p.unref) > 0 {
+			pr.V("Would have removed the following unreferenced packs:\n%v\n\n", FormatIDSet(p.UnreferencedPacks()))
+		}
+		pr.V("Would have repacked and removed the following packs:\n%v\n\n", FormatIDSet(p.RepackPacks()))
+		pr.V("Would have removed the following no longer used packs:\n%v\n\n", FormatIDSet(p.RemovePacks()))
+		return nil
+	}
+	r := p.r
+	if r == nil {
+		return errors.New("prune: the plan was executed already")
+	}
+	p.r = nil
+
+	if len(p.unref)+len(p.repack)+len(p.remove)+len(p.ignore) == 0 {
+		pr.P("done")
+		return nil
+	}
+	// restic finds out only when the first delete fails, after it wrote
+	// new packs and index files; asking first leaves the repository as it
+	// was.
+	if err := probeDelete(ctx, r.Backend()); err != nil {
+		return err
+	}
+
+	if len(p.unref) > 0 {
+		pr.P("deleting unreferenced packs")
+		deletePacks(ctx, r.Backend(), p.UnreferencedPacks(), pr)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	if len(p.repack) > 0 {
+		pr.P("repacking packs")
+		if err := p.copyKept(ctx, r); err != nil {
+			return fmt.Errorf("repack: %w", err)
+		}
+		if len(p.keep) != 0 {
+			var left []string
+			for h := range p.keep {
+				left = append(left, h.String())
+			}
+			slices.Sort(left)
+			pr.E("%v was not repacked\n\nIntegrity check failed.", left)
+			return errors.New("internal error: blobs were not repacked")
+		}
+		p.keep = nil
+		for id := range p.repack {
+			p.remove[id] = struct{}{}
+		}
+	}
+
+	drop := make(map[blob.ID]struct{}, len(p.ignore)+len(p.remove))
+	for id := range p.ignore {
+		drop[id] = struct{}{}
+	}
+	for id := range p.remove {
+		drop[id] = struct{}{}
+	}
+	if len(drop) > 0 {
+		pr.P("rebuilding index")
+		_, err := r.RewriteIndex(ctx, repo.RewriteIndexOptions{
+			Drop: func(id blob.ID) bool { _, ok := drop[id]; return ok },
+			Progress: func(s repo.RewriteIndexProgress) {
+				if s.Deleted > 0 && s.LastDeleteErr == nil {
+					pr.VV("removed index %v", s.LastDeleted)
+				}
+			},
+		})
+		if err != nil {
+			// Old index files that still list the packs may remain:
+			// deleting the packs now would leave the index pointing at
+			// nothing.
+			return fmt.Errorf("rebuild index (no pack was deleted): %w", err)
+		}
+	}
+
+	if len(p.remove) > 0 {
+		pr.P("removing %d old packs", len(p.remove))
+		deletePacks(ctx, r.Backend(), p.RemovePacks(), pr)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pr.P("done")
+	return nil
+}
+
+// probeDelete deletes a pack name that cannot exist: a backend that forbids
+// deleting (an append-only rest-server answers 403 before it looks for the
+// file) fails here, before anything is changed.
+func probeDelete(ctx context.Context, be backend.Backend) error {
+	id := blob.NewRandomID()
+	err := be.Remove(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()})
+	switch {
+	case err == nil, errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("prune: %w: %v", ErrDeleteForbidden, err)
+	}
+	return fmt.Errorf("prune: test delete in %s: %w", be.Location(), err)
+}
+
+// deletePacks removes packs in parallel, reporting (not failing on) each
+// pack that cannot be removed.
+func deletePacks(ctx context.Context, be backend.Backend, ids []blob.ID, pr Printer) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(int(max(1, be.Connections())))
+	var mu sync.Mutex
+	for _, id := range ids {
+		g.Go(func() error {
+			err := be.Remove(gctx, backend.Handle{Type: backend.PackFile, Name: id.String()})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				pr.E("unable to remove %v/%v from the repository", backend.PackFile, id)
+				return nil
+			}
+			pr.VV("removed %v/%v", backend.PackFile, id)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// copyKept copies the kept blobs of the packs to repack into new packs. Each
+// worker streams one pack at a time and holds one blob, so memory does not
+// grow with the pack size; one connection stays free for the uploads.
+func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
+	byPack := make(map[blob.ID][]pack.Blob, len(p.repack))
+	r.Index().Each(func(loc index.Location) bool {
+		if has(p.repack, loc.Pack) {
+			if _, ok := p.keep[loc.Handle]; ok {
+				byPack[loc.Pack] = append(byPack[loc.Pack], loc.Blob)
+			}
+		}
+		return true
+	})
+
+	w, err := r.NewBlobWriter(ctx)
+	if err != nil {
+		return err
+	}
+	var keepMu sync.Mutex
+	// take reports whether h still needs copying and claims it: a blob in
+	// two packs being repacked is copied once, and a retried download does
+	// not copy it again.
+	take := func(h blob.Handle) bool {
+		keepMu.Lock()
+		defer keepMu.Unlock()
+		if _, ok := p.keep[h]; !ok {
+			return false
+		}
+		delete(p.keep, h)
+		return true
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan blob.ID)
+	g.Go(func() error {
+		defer close(work)
+		for _, id := range p.RepackPacks() {
+			select {
+			case work <- id:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	workers := int(max(1, r.Backend().Connections()-1))
+	for range workers {
+		g.Go(func() error {
+			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+			if err != nil {
+				return err
+			}
+			defer dec.Close()
+			for id := range work {
+				if err := copyPack(gctx, r, w, dec, id, byPack[id], take); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		// Packs uploaded so far get their index files: their blobs are
+		// duplicates that the next prune sorts out.
+		_ = w.Abort(context.WithoutCancel(ctx))
+		return err
+	}
+	return w.Flush(ctx)
+}
+
+// copyPack reads the blobs of one pack in a single request (from its first
+// to its last kept blob) and saves those that take claims.
+func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *zstd.Decoder, id blob.ID, blobs []pack.Blob, take func(blob.Handle) bool) error {
+	if len(blobs) == 0 {
+		return nil
+	}
+	slices.SortFunc(blobs, func(a, b pack.Blob) int { return int(int64(a.Offset) - int64(b.Offset)) })
+	start := int64(blobs[0].Offset)
+	last := blobs[len(blobs)-1]
+	length := int64(last.Offset) + int64(last.Length) - start
+	key := r.Key()
+	h := backend.Handle{Type: backend.PackFile, Name: id.String(), IsMetadata: blobs[0].Type == blob.TreeBlob}
+	var buf, plain []byte
+	err := r.Backend().Load(ctx, h, int(length), start, func(rd io.Reader) error {
+		pos := start
+		for _, b := range blobs {
+			if int64(b.Offset) < pos {
+				return fmt.Errorf("pack %s: index lists overlapping blobs at offset %d", id.Str(), b.Offset)
+			}
+			if _, err := io.CopyN(io.Discard, rd, int64(b.Offset)-pos); err != nil {
+				return err
+			}
+			if cap(buf) < int(b.Length) {
+				buf = make([]byte, b.Length)
+			}
+			buf = buf[:b.Length]
+			if _, err := io.ReadFull(rd, buf); err != nil {
+				return err
+			}
+			pos = int64(b.Offset) + int64(b.Length)
+			if !take(b.Handle) {
+				continue
+			}
+			data, err := openBlob(key, dec, b, buf, &plain)
+			if err != nil {
+				return fmt.Errorf("pack %s: %w", id.Str(), err)
+			}
+			if _, err := w.SaveBlobAgain(ctx, b.Type, data, b.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load pack %s: %w", id.Str(), err)
+	}
+	return nil
+}
+
+// openBlob decrypts, decompresses and verifies one blob; the result may use
+// *scratch.
+func openBlob(key interface {
+	Open(dst, box []byte) ([]byte, error)
+}, dec *zstd.Decoder, b pack.Blob, sealed []byte, scratch *[]byte) ([]byte, error) {
+	plain, err := key.Open((*scratch)[:0], sealed)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt blob %v: %w", b.Handle, err)
+	}
+	*scratch = plain
+	if b.UncompressedLength != 0 {
+		plain, err = dec.DecodeAll(plain, make([]byte, 0, b.UncompressedLength))
+		if err != nil {
+			return nil, fmt.Errorf("decompress blob %v: %w", b.Handle, err)
+		}
+		if len(plain) != int(b.UncompressedLength) {
+			return nil, fmt.Errorf("blob %v: decompressed to %d bytes, index says %d", b.Handle, len(plain), b.UncompressedLength)
+		}
+	}
+	if got := blob.Hash(plain); got != b.ID {
+		return nil, fmt.Errorf("blob %v: wrong data, hash is %s", b.Handle, got.Str())
+	}
+	return plain, nil
+}

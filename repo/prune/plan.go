@@ -1,0 +1,446 @@
+package prune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/blob"
+	"github.com/cairn-backup/cairn/repo/index"
+	"github.com/cairn-backup/cairn/repo/pack"
+)
+
+// Errors that stop a prune before it changes anything, as in restic.
+var (
+	// ErrIndexIncomplete: a blob that a snapshot uses is in no pack.
+	ErrIndexIncomplete = errors.New("index is not complete")
+	// ErrPacksMissing: the index lists a needed pack that does not exist.
+	ErrPacksMissing = errors.New("packs from index missing in repo")
+	// ErrSizeNotMatching: a needed pack's size differs from its index entry.
+	ErrSizeNotMatching = errors.New("pack size does not match calculated size from index")
+)
+
+// Stats are restic's prune statistics: blob counts and sizes (stored sizes,
+// as in the index) and pack counts.
+type Stats struct {
+	Blobs struct {
+		Used, Duplicate, Unused, Remove, Repack, Repackrm uint64
+	}
+	Size struct {
+		Used, Duplicate, Unused, Remove, Repack, Repackrm uint64
+		// Unref is the size of packs no index lists.
+		Unref uint64
+		// Uncompressed is the size of packs with uncompressed blobs that
+		// stay (v2 repositories only).
+		Uncompressed uint64
+	}
+	Packs struct {
+		Used, Unused, PartlyUsed, Unref, Keep, Repack, Remove uint64
+	}
+}
+
+// Plan is what a prune will do. It is used once: Execute it or drop it.
+type Plan struct {
+	r     *repo.Repository
+	opts  Options
+	stats Stats
+
+	unref  map[blob.ID]struct{} // packs no index lists: deleted first
+	repack map[blob.ID]struct{} // packs whose used blobs are copied, then deleted
+	remove map[blob.ID]struct{} // packs with no used blob
+	ignore map[blob.ID]struct{} // indexed but missing and unneeded: dropped from the index
+	// keep holds the used blobs whose only kept copy is in a pack to
+	// repack; Execute empties it as it copies them.
+	keep usedSet
+}
+
+type packInfo struct {
+	usedBlobs, unusedBlobs, duplicateBlobs uint64
+	usedSize, unusedSize                   uint64
+	tpe                                    blob.Type // mixedPack for both, noType before the first blob
+	uncompressed                           bool
+}
+
+const (
+	noType    blob.Type = 255
+	mixedPack blob.Type = 254
+)
+
+type candidate struct {
+	id blob.ID
+	*packInfo
+	mustCompress bool
+}
+
+// NewPlan finds the used blobs and decides what to repack and delete, by
+// restic 0.19's rules. The index must be loaded and the caller must hold
+// the exclusive lock.
+func NewPlan(ctx context.Context, r *repo.Repository, opts Options) (*Plan, error) {
+	if opts.Printer == nil {
+		opts.Printer = nopPrinter{}
+	}
+	pr := opts.Printer
+	if r.Backend().Connections() < 2 {
+		return nil, errors.New("prune requires a backend connection limit of at least two")
+	}
+	if r.Config().Version < 2 && opts.RepackUncompressed {
+		return nil, errors.New("compression requires at least repository format version 2")
+	}
+	packSize := uint64(r.Options().PackSize)
+	if packSize == 0 {
+		packSize = repo.DefaultPackSize
+	}
+	if opts.SmallPackBytes > packSize {
+		return nil, errors.New("repack-smaller-than exceeds repository packsize")
+	}
+
+	used, err := findUsedBlobs(ctx, r, opts.IgnoreSnapshots, pr)
+	if err != nil {
+		return nil, err
+	}
+	pr.P("searching used packs...")
+	var stats Stats
+	packs, err := packInfoFromIndex(r.Index(), used, &stats, pr)
+	if err != nil {
+		return nil, err
+	}
+	pr.P("collecting packs for deletion and repacking")
+	p := &Plan{r: r, opts: opts}
+	if err := p.decide(ctx, packs, &stats); err != nil {
+		return nil, err
+	}
+	p.stats = stats
+	if len(p.repack) > 0 {
+		// A used blob with a copy in a pack that stays needs no copying.
+		r.Index().Each(func(loc index.Location) bool {
+			if !has(p.remove, loc.Pack) && !has(p.repack, loc.Pack) {
+				delete(used, loc.Handle)
+			}
+			return true
+		})
+		p.keep = used
+	}
+	return p, nil
+}
+
+func has(set map[blob.ID]struct{}, id blob.ID) bool {
+	_, ok := set[id]
+	return ok
+}
+
+// packInfoFromIndex counts the copies of every used blob, refuses when one
+// has none, and sums up each pack's used and unused blobs. Of a blob stored
+// more than once exactly one copy counts as used, chosen like restic does:
+// preferably in a pack with other used blobs, or in a pack of nothing but
+// duplicates (what an interrupted prune leaves), else the last copy seen.
+func packInfoFromIndex(idx *index.Index, used usedSet, stats *Stats, pr Printer) (map[blob.ID]*packInfo, error) {
+	idx.Each(func(loc index.Location) bool {
+		if n, ok := used[loc.Handle]; ok && n < math.MaxUint8 {
+			used[loc.Handle] = n + 1
+		}
+		return true
+	})
+	var missing []string
+	for h, n := range used {
+		if n == 0 {
+			missing = append(missing, h.String())
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		pr.E("{%s} not found in the index\n\nIntegrity check failed: Data seems to be missing.\nWill not start prune to prevent (additional) data loss!", strings.Join(missing, " "))
+		return nil, fmt.Errorf("%w: %d used blobs are in no pack", ErrIndexIncomplete, len(missing))
+	}
+
+	packs := make(map[blob.ID]*packInfo)
+	hasDuplicates := false
+	idx.Each(func(loc index.Location) bool {
+		ip := packs[loc.Pack]
+		if ip == nil {
+			// Header size counts as used, as in restic.
+			ip = &packInfo{tpe: noType, usedSize: uint64(pack.HeaderSize(nil))}
+			packs[loc.Pack] = ip
+		}
+		ip.usedSize += uint64(pack.HeaderSize([]pack.Blob{loc.Blob}) - pack.HeaderSize(nil))
+		if ip.tpe == noType {
+			ip.tpe = loc.Type
+		} else if ip.tpe != loc.Type {
+			ip.tpe = mixedPack
+		}
+		size := uint64(loc.Length)
+		switch n := used[loc.Handle]; {
+		case n >= 2:
+			hasDuplicates = true
+			ip.unusedSize += size
+			ip.unusedBlobs++
+			ip.duplicateBlobs++
+			stats.Size.Duplicate += size
+			stats.Blobs.Duplicate++
+		case n == 1:
+			ip.usedSize += size
+			ip.usedBlobs++
+			stats.Size.Used += size
+			stats.Blobs.Used++
+		default:
+			ip.unusedSize += size
+			ip.unusedBlobs++
+			stats.Size.Unused += size
+			stats.Blobs.Unused++
+		}
+		if !loc.IsCompressed() {
+			ip.uncompressed = true
+		}
+		return true
+	})
+
+	if hasDuplicates {
+		// The count of a duplicate goes down with each copy left unused;
+		// 0 marks the last copy, which is then taken; 1 means one was taken.
+		idx.Each(func(loc index.Location) bool {
+			n, ok := used[loc.Handle]
+			if !ok || n == 1 {
+				return true
+			}
+			ip := packs[loc.Pack]
+			size := uint64(loc.Length)
+			switch {
+			case ip.usedBlobs > 0, ip.duplicateBlobs == ip.unusedBlobs, n == 0:
+				ip.usedSize += size
+				ip.usedBlobs++
+				ip.unusedSize -= size
+				ip.unusedBlobs--
+				stats.Size.Used += size
+				stats.Blobs.Used++
+				stats.Size.Duplicate -= size
+				stats.Blobs.Duplicate--
+				used[loc.Handle] = 1
+			default:
+				n--
+				if n == 1 {
+					n = 0
+				}
+				used[loc.Handle] = n
+			}
+			return true
+		})
+	}
+	for h, n := range used {
+		if n != 1 {
+			return nil, fmt.Errorf("internal error: blob %v selected %d times", h, n)
+		}
+	}
+	return packs, nil
+}
+
+// targetPackSize is restic's threshold for small packs: 80 % of the larger
+// of 4 MiB and the 3rd-percentile pack size, or --repack-smaller-than.
+func targetPackSize(opts Options, packs map[blob.ID]*packInfo) uint64 {
+	if opts.SmallPackBytes > 0 {
+		return opts.SmallPackBytes
+	}
+	if len(packs) == 0 {
+		return 0
+	}
+	sizes := make([]uint64, 0, len(packs))
+	for _, ip := range packs {
+		sizes = append(sizes, ip.usedSize+ip.unusedSize)
+	}
+	slices.Sort(sizes)
+	return max(uint64(repo.MinPackSize), sizes[len(sizes)*3/100]) * 4 / 5
+}
+
+// decide sorts every pack into keep, repack or remove, as restic's
+// decidePackAction does.
+func (p *Plan) decide(ctx context.Context, packs map[blob.ID]*packInfo, stats *Stats) error {
+	opts, pr := p.opts, p.opts.Printer
+	p.unref = make(map[blob.ID]struct{})
+	p.repack = make(map[blob.ID]struct{})
+	p.remove = make(map[blob.ID]struct{})
+	p.ignore = make(map[blob.ID]struct{})
+	version := p.r.Config().Version
+	target := targetPackSize(opts, packs)
+
+	var candidates, smallCandidates []candidate
+	err := p.r.List(ctx, backend.PackFile, func(id blob.ID, size int64) error {
+		ip, ok := packs[id]
+		if !ok {
+			pr.V("will remove pack %v as it is unused and not indexed", id.Str())
+			p.unref[id] = struct{}{}
+			stats.Size.Unref += uint64(size)
+			return nil
+		}
+		if ip.unusedSize+ip.usedSize != uint64(size) && ip.usedBlobs != 0 {
+			// An unneeded pack of the wrong size is simply deleted below.
+			pr.E("pack %s: calculated size %d does not match real size %d\nRun 'restic repair index'", id.Str(), ip.unusedSize+ip.usedSize, size)
+			return ErrSizeNotMatching
+		}
+		switch {
+		case ip.usedBlobs == 0:
+			stats.Packs.Unused++
+		case ip.unusedBlobs == 0:
+			stats.Packs.Used++
+		default:
+			stats.Packs.PartlyUsed++
+		}
+		if ip.uncompressed {
+			stats.Size.Uncompressed += ip.unusedSize + ip.usedSize
+		}
+		// v2: trees are always stored compressed, data when asked.
+		mustCompress := version >= 2 && (ip.tpe == blob.TreeBlob || opts.RepackUncompressed) && ip.uncompressed
+		switch {
+		case ip.usedBlobs == 0:
+			p.remove[id] = struct{}{}
+			stats.Blobs.Remove += ip.unusedBlobs
+			stats.Size.Remove += ip.unusedSize
+		case opts.RepackCacheableOnly && ip.tpe == blob.DataBlob:
+			stats.Packs.Keep++
+		case ip.unusedBlobs == 0 && ip.tpe != mixedPack && !mustCompress:
+			if uint64(size) >= target {
+				stats.Packs.Keep++
+			} else {
+				smallCandidates = append(smallCandidates, candidate{id, ip, mustCompress})
+			}
+		default:
+			candidates = append(candidates, candidate{id, ip, mustCompress})
+		}
+		delete(packs, id)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrSizeNotMatching) {
+			return err
+		}
+		return fmt.Errorf("list packs: %w", err)
+	}
+
+	// What is left in packs is indexed but missing: fine if unneeded.
+	var missing []string
+	for id, ip := range packs {
+		if ip.usedBlobs == 0 {
+			p.ignore[id] = struct{}{}
+			stats.Blobs.Remove += ip.unusedBlobs
+			stats.Size.Remove += ip.unusedSize
+			continue
+		}
+		missing = append(missing, id.String())
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		pr.E("The index references %d needed pack files which are missing from the repository:", len(missing))
+		for _, id := range missing {
+			pr.E("  %v", id)
+		}
+		return ErrPacksMissing
+	}
+	if len(p.ignore) > 0 {
+		pr.E("Missing but unneeded pack files are referenced in the index, will be repaired\n")
+		for _, id := range sortedIDs(p.ignore) {
+			pr.E("will forget missing pack file %v", id)
+		}
+	}
+
+	if len(smallCandidates) < 10 {
+		// Too few to be worth it; this also stops one small pack from
+		// being repacked on every run.
+		stats.Packs.Keep += uint64(len(smallCandidates))
+	} else {
+		candidates = append(candidates, smallCandidates...)
+	}
+
+	// Trees first, then packs below the target size, then the highest
+	// share of unused data (a*d > c*b compares a/b with c/d exactly).
+	sort.SliceStable(candidates, func(i, j int) bool {
+		pi, pj := candidates[i].packInfo, candidates[j].packInfo
+		switch {
+		case pi.tpe != blob.DataBlob && pj.tpe == blob.DataBlob:
+			return true
+		case pj.tpe != blob.DataBlob && pi.tpe == blob.DataBlob:
+			return false
+		case pi.unusedSize+pi.usedSize < target && pj.unusedSize+pj.usedSize >= target:
+			return true
+		case pj.unusedSize+pj.usedSize < target && pi.unusedSize+pi.usedSize >= target:
+			return false
+		}
+		return pi.unusedSize*pj.usedSize > pj.unusedSize*pi.usedSize
+	})
+
+	repack := func(c candidate) {
+		p.repack[c.id] = struct{}{}
+		stats.Blobs.Repack += c.unusedBlobs + c.usedBlobs
+		stats.Size.Repack += c.unusedSize + c.usedSize
+		stats.Blobs.Repackrm += c.unusedBlobs
+		stats.Size.Repackrm += c.unusedSize
+		if c.uncompressed {
+			stats.Size.Uncompressed -= c.unusedSize + c.usedSize
+		}
+	}
+	maxRepack := uint64(math.MaxUint64)
+	if opts.LimitRepack {
+		maxRepack = opts.MaxRepackBytes
+	}
+	maxUnusedAfter := opts.MaxUnused.limit(stats.Size.Used)
+	for _, c := range candidates {
+		remainingUnused := stats.Size.Duplicate + stats.Size.Unused - stats.Size.Remove - stats.Size.Repackrm
+		reachedUnused := remainingUnused < maxUnusedAfter
+		reachedRepack := stats.Size.Repack+c.unusedSize+c.usedSize >= maxRepack
+		largeEnough := c.unusedSize+c.usedSize >= target
+		switch {
+		case reachedRepack:
+			stats.Packs.Keep++
+		case c.tpe != blob.DataBlob, c.mustCompress:
+			// Trees, mixed packs and packs to compress are limited by
+			// the repack size only.
+			repack(c)
+		case reachedUnused && largeEnough:
+			stats.Packs.Keep++
+		default:
+			repack(c)
+		}
+	}
+
+	stats.Packs.Unref = uint64(len(p.unref))
+	stats.Packs.Repack = uint64(len(p.repack))
+	stats.Packs.Remove = uint64(len(p.remove))
+	if version < 2 {
+		stats.Size.Uncompressed = 0
+	}
+	return nil
+}
+
+// Stats returns the plan's statistics.
+func (p *Plan) Stats() Stats { return p.stats }
+
+// UnreferencedPacks are packs that no index lists: deleted first.
+func (p *Plan) UnreferencedPacks() []blob.ID { return sortedIDs(p.unref) }
+
+// RepackPacks are the packs whose used blobs are copied before they are
+// deleted.
+func (p *Plan) RepackPacks() []blob.ID { return sortedIDs(p.repack) }
+
+// RemovePacks are the packs without used blobs, deleted whole.
+func (p *Plan) RemovePacks() []blob.ID { return sortedIDs(p.remove) }
+
+func sortedIDs(set map[blob.ID]struct{}) []blob.ID {
+	out := make([]blob.ID, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.SortFunc(out, func(a, b blob.ID) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// FormatIDSet prints IDs as restic prints an ID set: short IDs in braces,
+// sorted by full ID.
+func FormatIDSet(ids []blob.ID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = id.Str()
+	}
+	return "{" + strings.Join(s, " ") + "}"
+}
