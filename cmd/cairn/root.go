@@ -71,6 +71,7 @@ variables, prints the same JSON and exits with the same codes:
 		newUnlockCommand(a),
 		newForgetCommand(a),
 		newCheckCommand(a),
+		newRepairCommand(a),
 		newPruneCommand(a),
 		newRunCommand(a),
 		newVersionCommand(a),
