@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -24,6 +26,10 @@ import (
 // jobConfig is the file `cairn run --config` reads: what one scheduled run
 // does, in order. Unknown keys are refused, so a typo never drops a step.
 type jobConfig struct {
+	// Name names the run: the Pushgateway group of its job-wide metrics
+	// (job="cairn",run=NAME) and their run label, so that several runs
+	// (one per source, a check) do not overwrite each other.
+	Name string `yaml:"name"`
 	// Sources are backed up one after the other, one snapshot each.
 	Sources []jobSource `yaml:"sources"`
 	// Hooks run before the backups and after everything else.
@@ -37,6 +43,13 @@ type jobConfig struct {
 	// Forget, when it has arguments, runs `cairn forget ARGS` after the
 	// backups succeeded (e.g. [--keep-daily, "7", --prune]).
 	Forget []string `yaml:"forget"`
+	// Prune, when present, runs `cairn prune ARGS` after forget, when
+	// everything before it succeeded.
+	Prune *jobStep `yaml:"prune"`
+	// Check, when present, runs `cairn check ARGS` after the backups,
+	// forget and prune succeeded (alone in a check-only run); its error
+	// count becomes cairn_check_errors.
+	Check *jobStep `yaml:"check"`
 	// Webhook is notified of the outcome.
 	Webhook jobWebhook `yaml:"webhook"`
 	// Metrics are written in Prometheus' text format.
@@ -78,14 +91,19 @@ func loadJobConfig(path string) (*jobConfig, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("job config %s: %w", path, err)
 	}
-	if len(cfg.Sources) == 0 {
-		return nil, fmt.Errorf("job config %s: no sources", path)
+	if len(cfg.Sources) == 0 && cfg.Check == nil && cfg.Prune == nil && len(cfg.Forget) == 0 {
+		return nil, fmt.Errorf("job config %s: no sources, and no forget, prune or check step", path)
+	}
+	if strings.ContainsAny(cfg.Name, "/\n") {
+		return nil, fmt.Errorf("job config %s: name %q: no slashes or line breaks", path, cfg.Name)
 	}
 	seen := map[string]bool{}
 	for i, s := range cfg.Sources {
 		switch {
 		case s.Name == "":
 			return nil, fmt.Errorf("job config %s: source %d has no name", path, i+1)
+		case strings.ContainsAny(s.Name, "/\n"):
+			return nil, fmt.Errorf("job config %s: source name %q: no slashes or line breaks", path, s.Name)
 		case seen[s.Name]:
 			return nil, fmt.Errorf("job config %s: source name %q used twice", path, s.Name)
 		case len(s.Paths) == 0:
@@ -166,19 +184,39 @@ type jobResult struct {
 	Sources  []sourceResult `json:"sources"`
 	Start    time.Time      `json:"start"`
 	Duration float64        `json:"duration_seconds"`
+	// Name is the config's name, when it has one.
+	Name string `json:"name,omitempty"`
+	// Check is the check step's outcome, when it ran.
+	Check *checkResult `json:"check,omitempty"`
+
+	// repository is the location without its password, for the metrics'
+	// labels only: the webhook body carries no location.
+	repository string
+	// stats are the repository's figures, nil when not read.
+	stats *repoStats
 }
 
 // runJob does the steps; each step is cairn itself, run as a child process
 // with the same environment, so every flag and variable behaves exactly as
 // in a plain `cairn backup`, and a child's crash cannot take the
-// notification down with it.
+// notification down with it. Every step logs its start and end (status,
+// duration, snapshot IDs, error) and every line its children or hooks
+// print as one structured record.
 func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
-	p := a.printer()
+	log := a.logger()
+	if cfg.Webhook.URL == "" && cfg.Webhook.URLEnv != "" {
+		cfg.Webhook.URL = os.Getenv(cfg.Webhook.URLEnv)
+	}
+	addJobSecrets(a, cfg.Webhook.URL)
 	self, err := selfExecutable()
 	if err != nil {
 		return err
 	}
-	res := jobResult{Start: time.Now()}
+	res := jobResult{Start: time.Now(), Name: cfg.Name, repository: repositoryLabel(a)}
+	if cfg.Name != "" {
+		log = log.With("run", cfg.Name)
+	}
+	log.Info("job started", "repository", res.repository, "sources", len(cfg.Sources))
 	fail := func(code int, msg string) {
 		if res.ExitCode == 0 || (res.ExitCode == exitIncomplete && code != exitIncomplete) {
 			res.ExitCode, res.Error = code, msg
@@ -187,8 +225,7 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 
 	preFailed := false
 	for _, h := range cfg.Hooks.Pre {
-		if err := runHook(ctx, h, nil, a.term.out, a.term.errOut); err != nil {
-			p.E("pre-hook %s failed: %v", hookName(h), err)
+		if err := runLoggedHook(ctx, log, "pre-hook", h, nil); err != nil {
 			fail(exitFatal, fmt.Sprintf("pre-hook %s: %v", hookName(h), err))
 			preFailed = true
 			break
@@ -199,16 +236,26 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 			if ctx.Err() != nil {
 				break
 			}
-			sr := runSource(ctx, self, a, s)
+			sr := runSource(ctx, self, a, log, s)
 			res.Sources = append(res.Sources, sr)
 			if sr.ExitCode != 0 {
 				fail(sr.ExitCode, fmt.Sprintf("backup of %s: %s", s.Name, sr.Error))
 			}
 		}
 		if len(cfg.Forget) > 0 && res.ExitCode == 0 && ctx.Err() == nil {
-			code, msg := runSelf(ctx, self, append(childGlobals(a, "forget"), cfg.Forget...), a.term.out, a.term.errOut)
-			if code != 0 {
+			if code, msg := runLoggedSelf(ctx, self, log, "forget", append(childGlobals(a, "forget"), cfg.Forget...)); code != 0 {
 				fail(code, "forget: "+msg)
+			}
+		}
+		if cfg.Prune != nil && res.ExitCode == 0 && ctx.Err() == nil {
+			if code, msg := runLoggedSelf(ctx, self, log, "prune", append(childGlobals(a, "prune"), cfg.Prune.Args...)); code != 0 {
+				fail(code, "prune: "+msg)
+			}
+		}
+		if cfg.Check != nil && (res.ExitCode == 0 || res.ExitCode == exitIncomplete) && !preFailed && ctx.Err() == nil {
+			res.Check = runCheckStep(ctx, self, a, log, *cfg.Check)
+			if res.Check.ExitCode != 0 {
+				fail(res.Check.ExitCode, "check: "+res.Check.Error)
 			}
 		}
 	}
@@ -220,7 +267,7 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 		}
 		res.ExitCode, res.Error = exitInterrupted, msg
 	}
-	res.Status = "success"
+	res.Status = stepStatus(res.ExitCode)
 	if res.ExitCode != 0 {
 		res.Status = "failure"
 	}
@@ -230,8 +277,7 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 	defer cancel()
 	env := []string{"CAIRN_JOB_STATUS=" + res.Status, "CAIRN_JOB_ERROR=" + res.Error}
 	for _, h := range cfg.Hooks.Post {
-		if err := runHook(postCtx, h, env, a.term.out, a.term.errOut); err != nil {
-			p.E("post-hook %s failed: %v", hookName(h), err)
+		if err := runLoggedHook(postCtx, log, "post-hook", h, env); err != nil {
 			fail(exitFatal, fmt.Sprintf("post-hook %s: %v", hookName(h), err))
 		}
 	}
@@ -239,34 +285,91 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 	if res.ExitCode != 0 {
 		res.Status = "failure"
 	}
-	res.Duration = time.Since(res.Start).Seconds()
 
-	if f := cfg.Metrics.Textfile; f != "" {
-		text := jobMetrics(res, metricsScope{job: true, lastSuccess: previousLastSuccess(f)})
-		if err := writeTextfile(f, text); err != nil {
-			p.E("metrics: %v", err)
-		}
-	}
 	// The Helm chart passes its metrics.pushgatewayUrl in the environment.
 	if cfg.Metrics.Pushgateway == "" {
 		cfg.Metrics.Pushgateway = os.Getenv("CAIRN_PUSHGATEWAY_URL")
 	}
+	wantMetrics := cfg.Metrics.Textfile != "" || cfg.Metrics.Pushgateway != ""
+	// Repository figures only after a run that reached the repository:
+	// after a failure they would mostly add the same failure again.
+	if wantMetrics && (res.ExitCode == 0 || res.ExitCode == exitIncomplete) {
+		st := startStep(log, "stats")
+		statsCtx, cancelStats := context.WithTimeout(postCtx, time.Minute)
+		stats, err := collectRepoStats(statsCtx, a)
+		cancelStats()
+		if err != nil {
+			st.end(exitFatal, err.Error())
+		} else {
+			res.stats = stats
+			st.end(0, "", "repository_size_bytes", stats.SizeBytes, "packs", stats.Packs)
+		}
+	}
+	res.Duration = time.Since(res.Start).Seconds()
+
+	if f := cfg.Metrics.Textfile; f != "" {
+		text := jobMetrics(res, metricsScope{job: true, repo: true, lastSuccess: previousLastSuccess(f)})
+		if err := writeTextfile(f, text); err != nil {
+			log.Error("metrics textfile not written", "error", err)
+		} else {
+			log.Info("metrics textfile written", "path", f)
+		}
+	}
 	if cfg.Metrics.Pushgateway != "" {
 		if err := pushJobMetrics(postCtx, cfg.Metrics.Pushgateway, res); err != nil {
-			p.E("metrics push: %v", err)
+			log.Error("metrics push failed", "error", err)
+		} else {
+			log.Info("metrics pushed")
 		}
 	}
 	if cfg.Webhook.URL == "" && cfg.Webhook.URLEnv != "" {
-		if cfg.Webhook.URL = os.Getenv(cfg.Webhook.URLEnv); cfg.Webhook.URL == "" {
-			p.E("webhook: $%s is empty, no notification sent", cfg.Webhook.URLEnv)
-		}
+		log.Warn("webhook: $" + cfg.Webhook.URLEnv + " is empty, no notification sent")
 	}
 	if cfg.Webhook.URL != "" {
 		if err := notify(postCtx, cfg.Webhook, res); err != nil {
-			p.E("webhook: %v", err)
+			log.Error("webhook failed", "error", err)
+		} else {
+			log.Info("webhook sent")
 		}
 	}
+	attrs := []any{"status", res.Status, "exit_code", res.ExitCode, "duration_seconds", math.Round(res.Duration*1000) / 1000}
+	if res.Error != "" {
+		attrs = append(attrs, "error", res.Error)
+	}
+	if res.ExitCode == 0 {
+		log.Info("job finished", attrs...)
+	} else {
+		log.Error("job finished", attrs...)
+	}
 	return jobError(res)
+}
+
+// runLoggedHook runs a hook between its step records, its output logged
+// line by line.
+func runLoggedHook(ctx context.Context, log *slog.Logger, step string, h jobHook, env []string) error {
+	st := startStep(log, step, "hook", hookName(h))
+	stdout, stderr := childOutput(log, "step", step, "hook", hookName(h))
+	err := runHook(ctx, h, env, stdout, stderr)
+	stdout.Close()
+	stderr.Close()
+	if err != nil {
+		st.end(exitFatal, err.Error())
+	} else {
+		st.end(0, "")
+	}
+	return err
+}
+
+// runLoggedSelf runs a cairn command as a step, its output logged line by
+// line.
+func runLoggedSelf(ctx context.Context, self string, log *slog.Logger, step string, args []string) (int, string) {
+	st := startStep(log, step)
+	stdout, stderr := childOutput(log, "step", step)
+	code, msg := runSelf(ctx, self, args, stdout, stderr)
+	stdout.Close()
+	stderr.Close()
+	st.end(code, msg)
+	return code, msg
 }
 
 // selfExecutable is the running cairn binary. os.Executable needs /proc;
@@ -330,7 +433,7 @@ func runHook(ctx context.Context, h jobHook, env []string, stdout, stderr io.Wri
 
 // runSource backs up one source with `cairn backup --json` and keeps its
 // summary; its messages and errors pass through to the job's output.
-func runSource(ctx context.Context, self string, a *app, s jobSource) sourceResult {
+func runSource(ctx context.Context, self string, a *app, log *slog.Logger, s jobSource) sourceResult {
 	host := s.Host
 	if host == "" {
 		host = s.Name
@@ -343,10 +446,12 @@ func runSource(ctx context.Context, self string, a *app, s jobSource) sourceResu
 		args = append(args, "--exclude", ex)
 	}
 	args = append(append(args, s.Args...), s.Paths...)
-	start := time.Now()
+	st := startStep(log, "backup", "source", s.Name, "host", host)
 	var out bytes.Buffer
-	code, msg := runSelf(ctx, self, args, &out, a.term.errOut)
-	sr := sourceResult{Name: s.Name, Host: host, ExitCode: code, Error: msg, Duration: time.Since(start).Seconds()}
+	_, errLog := childOutput(log, "step", "backup", "source", s.Name)
+	code, msg := runSelf(ctx, self, args, &out, errLog)
+	errLog.Close()
+	sr := sourceResult{Name: s.Name, Host: host, ExitCode: code, Error: msg}
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
@@ -363,10 +468,12 @@ func runSource(ctx context.Context, self string, a *app, s jobSource) sourceResu
 			}
 		}
 	}
-	if sr.Summary != nil {
-		a.printer().P("source %s: snapshot %s saved (%d new, %d changed, %d unmodified files)",
-			s.Name, shortID(sr.Summary.SnapshotID), sr.Summary.FilesNew, sr.Summary.FilesChanged, sr.Summary.FilesUnmodified)
+	var attrs []any
+	if sum := sr.Summary; sum != nil {
+		attrs = append(attrs, "snapshot_id", sum.SnapshotID, "files_new", sum.FilesNew, "files_changed", sum.FilesChanged,
+			"files_unmodified", sum.FilesUnmodified, "bytes_processed", sum.TotalBytesProcessed, "bytes_added", sum.DataAdded)
 	}
+	sr.Duration = st.end(code, msg, attrs...)
 	return sr
 }
 
@@ -385,6 +492,9 @@ func childGlobals(a *app, command string) []string {
 // line it printed to stderr (the error restic-style commands end with).
 func runSelf(ctx context.Context, self string, args []string, stdout, stderr io.Writer) (int, string) {
 	cmd := exec.CommandContext(ctx, self, args...)
+	// Children print restic's plain lines (or --json), which the job logs
+	// line by line, not records of their own to be wrapped again.
+	cmd.Env = append(os.Environ(), logFormatEnv+"="+logFormatAuto)
 	var errBuf bytes.Buffer
 	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(stderr, &errBuf)
@@ -394,7 +504,7 @@ func runSelf(ctx context.Context, self string, args []string, stdout, stderr io.
 	cmd.WaitDelay = 60 * time.Second
 	err := cmd.Run()
 	lines := strings.Split(strings.TrimSpace(errBuf.String()), "\n")
-	last := lines[len(lines)-1]
+	last := exitErrorMessage(lines[len(lines)-1])
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

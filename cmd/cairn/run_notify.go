@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,13 +111,32 @@ func redactURL(err error, url string) error {
 }
 
 // metricsScope selects what jobMetrics renders: the sources named (all when
-// nil), the job-wide metrics, and last-success values carried over from an
-// earlier run for sources that failed now (so an alert on their age keeps
-// seeing the old value instead of a vanished series).
+// nil), the job-wide metrics, the repository-wide ones (check, size), and
+// last-success values carried over from an earlier run for sources that
+// failed now (so an alert on their age keeps seeing the old value instead
+// of a vanished series).
 type metricsScope struct {
 	sources     map[string]bool
 	job         bool
-	lastSuccess map[string]string // `{source="…",host="…"}` -> value
+	repo        bool
+	lastSuccess map[string]string // `{source="…",host="…",repository="…"}` -> value
+}
+
+// promLabels renders a label set in the text exposition format, in the
+// order given (name, value, name, value, …); an empty value is left out.
+func promLabels(kv ...string) string {
+	var parts []string
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		v := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(kv[i+1])
+		parts = append(parts, kv[i]+`="`+v+`"`)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "{" + strings.Join(parts, ",") + "}"
 }
 
 // jobMetrics renders the run in Prometheus' text exposition format, with
@@ -139,6 +159,12 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 		"cairn_backup_bytes_processed":                "Bytes read by the last backup.",
 		"cairn_backup_bytes_added":                    "Bytes added to the repository (before compression) by the last backup.",
 		"cairn_backup_dedup_ratio":                    "Bytes read per byte added by the last backup.",
+		"cairn_backup_snapshots":                      "Snapshots of the source's host in the repository after the run.",
+		"cairn_backup_repository_size_bytes":          "Size of the repository's pack files in storage.",
+		"cairn_check_errors":                          "Errors the last check found (0: the repository is sound).",
+		"cairn_check_success":                         "1 if the last check passed, else 0.",
+		"cairn_check_duration_seconds":                "Duration of the last check.",
+		"cairn_check_last_run_timestamp_seconds":      "End of the last check (Unix time).",
 		"cairn_job_success":                           "1 if the whole run succeeded, else 0.",
 		"cairn_job_duration_seconds":                  "Duration of the whole run.",
 		"cairn_job_exit_code":                         "Exit status of the run.",
@@ -149,7 +175,7 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 		if scope.sources != nil && !scope.sources[s.Name] {
 			continue
 		}
-		l := fmt.Sprintf(`{source=%q,host=%q}`, s.Name, s.Host)
+		l := promLabels("source", s.Name, "host", s.Host, "repository", res.repository)
 		ok := 0.0
 		if s.ExitCode == 0 || s.ExitCode == exitIncomplete {
 			ok = 1
@@ -157,6 +183,9 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 		add("cairn_backup_success", l, ok)
 		add("cairn_backup_last_run_timestamp_seconds", l, now)
 		add("cairn_backup_duration_seconds", l, s.Duration)
+		if res.stats != nil {
+			add("cairn_backup_snapshots", l, float64(res.stats.SnapshotsByHost[s.Host]))
+		}
 		if ok == 0 || s.Summary == nil {
 			continue // the earlier value is carried over below
 		}
@@ -187,9 +216,28 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 		if res.ExitCode == 0 {
 			ok = 1
 		}
-		add("cairn_job_success", "", ok)
-		add("cairn_job_duration_seconds", "", res.Duration)
-		add("cairn_job_exit_code", "", float64(res.ExitCode))
+		l := promLabels("run", res.Name)
+		add("cairn_job_success", l, ok)
+		add("cairn_job_duration_seconds", l, res.Duration)
+		add("cairn_job_exit_code", l, float64(res.ExitCode))
+	}
+	if scope.repo {
+		l := promLabels("repository", res.repository)
+		if c := res.Check; c != nil {
+			ok := 0.0
+			if c.ExitCode == 0 {
+				ok = 1
+			}
+			add("cairn_check_success", l, ok)
+			add("cairn_check_duration_seconds", l, c.Duration)
+			add("cairn_check_last_run_timestamp_seconds", l, now)
+			if c.NumErrors != nil {
+				add("cairn_check_errors", l, float64(*c.NumErrors))
+			}
+		}
+		if res.stats != nil {
+			add("cairn_backup_repository_size_bytes", l, float64(res.stats.SizeBytes))
+		}
 	}
 	names := make([]string, 0, len(families))
 	for n := range families {
@@ -250,14 +298,31 @@ func previousLastSuccess(path string) map[string]string {
 	return out
 }
 
-// pushJobMetrics pushes the job-wide metrics to the group job="cairn" and
-// each source's to its own group (…/source/NAME) with POST, which replaces
-// only the metrics pushed: a failed source's earlier last-success
-// timestamp stays on the Pushgateway.
+// pushJobMetrics pushes the job-wide metrics to the group job="cairn"
+// (…/run/NAME with the config's name) with PUT, each source's to its own
+// group (…/source/NAME) and the repository's (check, size) to
+// …/repository@base64/LOCATION with POST, which replaces only the metrics
+// pushed: a failed source's earlier last-success timestamp, and the size a
+// check-only run does not read, stay on the Pushgateway.
 func pushJobMetrics(ctx context.Context, base string, res jobResult) error {
 	base = strings.TrimRight(base, "/") + "/metrics/job/cairn"
-	if err := pushMetrics(ctx, http.MethodPut, base, jobMetrics(res, metricsScope{sources: map[string]bool{}, job: true})); err != nil {
+	jobGroup := base
+	if res.Name != "" {
+		jobGroup += "/run/" + url.PathEscape(res.Name)
+	}
+	if err := pushMetrics(ctx, http.MethodPut, jobGroup, jobMetrics(res, metricsScope{sources: map[string]bool{}, job: true})); err != nil {
 		return err
+	}
+	if text := jobMetrics(res, metricsScope{sources: map[string]bool{}, repo: true}); text != "" {
+		// base64url without padding: a location holds slashes; "=" is
+		// the Pushgateway's spelling of an empty value.
+		enc := base64.RawURLEncoding.EncodeToString([]byte(res.repository))
+		if enc == "" {
+			enc = "="
+		}
+		if err := pushMetrics(ctx, http.MethodPost, base+"/repository@base64/"+enc, text); err != nil {
+			return err
+		}
 	}
 	for _, s := range res.Sources {
 		text := jobMetrics(res, metricsScope{sources: map[string]bool{s.Name: true}})

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -153,8 +154,8 @@ metrics:
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`cairn_backup_last_success_timestamp_seconds{source="db",host="cluster-a-db"} `,
-		`cairn_backup_files_new{source="files",host="files"} 1`,
+		`cairn_backup_last_success_timestamp_seconds{source="db",host="cluster-a-db",repository="` + repoDir + `"} `,
+		`cairn_backup_files_new{source="files",host="files",repository="` + repoDir + `"} 1`,
 		"# TYPE cairn_backup_duration_seconds gauge",
 		"cairn_job_success 1",
 	} {
@@ -211,7 +212,7 @@ metrics:
 	}
 	rc.mu.Unlock()
 	prom, _ = os.ReadFile(textfile)
-	if !strings.Contains(string(prom), lastSuccess) || !strings.Contains(string(prom), `cairn_backup_success{source="db",host="cluster-a-db"} 0`) {
+	if !strings.Contains(string(prom), lastSuccess) || !strings.Contains(string(prom), `cairn_backup_success{source="db",host="cluster-a-db",repository="`+repoDir+`"} 0`) {
 		t.Errorf("textfile after a failure lacks the carried-over %q or the failure:\n%s", lastSuccess, prom)
 	}
 	if strings.Contains(res.stdout+res.stderr, "secret-token") {
@@ -231,7 +232,12 @@ func TestRunJobModeBadConfig(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "job.yaml")
 		writeJobFile(t, p, tc.config)
 		res := r.run("run", "--config", p)
-		if res.code != 1 || !strings.Contains(res.stderr, tc.want) {
+		// stderr is JSON records (not a terminal): the error is a message.
+		var msgs strings.Builder
+		for _, rec := range jsonLines(t, res.stderr) {
+			msgs.WriteString(fmt.Sprint(rec["msg"]) + "\n")
+		}
+		if res.code != 1 || !strings.Contains(msgs.String(), tc.want) {
 			t.Errorf("config %q: exit %d, stderr %q; want 1 and %q", tc.config, res.code, res.stderr, tc.want)
 		}
 	}
