@@ -49,9 +49,12 @@ func (l *Lock) String() string {
 // stale, for every client.
 const StaleLockTimeout = 30 * time.Minute
 
-// Stale reports whether the lock may be removed by `unlock`: it was not
-// refreshed for 30 minutes, or it was made on this host by a process that no
-// longer exists. Stale locks still block acquiring, like restic's.
+// Stale reports whether the lock's holder is gone: it was not refreshed for
+// 30 minutes (a live holder refreshes every 5), or it was made on this host
+// by a process that no longer exists. `unlock` removes stale locks, and so
+// does Lock on its way (unlike restic, where they block until `unlock`): a
+// command killed with SIGKILL, or a CronJob pod that was OOM-killed, must
+// not block the next run for ever.
 func (l *Lock) Stale() bool {
 	if time.Since(l.Time) > StaleLockTimeout {
 		return true
@@ -97,6 +100,9 @@ type LockOptions struct {
 	// invalidRetry is the first delay before re-listing when a lock file
 	// could not be read (5 s, doubling, 3 retries).
 	invalidRetry time.Duration
+	// StaleRemoved, when set, is called for every stale lock Lock removed
+	// (so that the command can say so).
+	StaleRemoved func(*Lock)
 }
 
 func (o LockOptions) withDefaults() LockOptions {
@@ -238,6 +244,16 @@ func (r *Repository) checkLocks(ctx context.Context, l *Lock, opts LockOptions, 
 				lastErr = other.err
 				continue
 			}
+			// A dead holder's lock protects nothing; it goes, whether it
+			// conflicts or not, so that restic (which never ignores one)
+			// is not blocked by it either. If it cannot be removed it is
+			// treated like any other lock.
+			if other.lock.Stale() && r.removeStaleLock(ctx, other.id) {
+				if opts.StaleRemoved != nil {
+					opts.StaleRemoved(other.lock)
+				}
+				continue
+			}
 			if l.Exclusive || other.lock.Exclusive {
 				return &LockedError{Lock: other.lock}
 			}
@@ -247,6 +263,13 @@ func (r *Repository) checkLocks(ctx context.Context, l *Lock, opts LockOptions, 
 		}
 	}
 	return fmt.Errorf("invalid lock file (run `unlock --remove-all` if no other process uses the repository): %w", lastErr)
+}
+
+// removeStaleLock deletes a stale lock file and reports whether it is gone
+// (also when another client removed it first).
+func (r *Repository) removeStaleLock(ctx context.Context, id blob.ID) bool {
+	err := r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: id.String()})
+	return err == nil || errors.Is(err, fs.ErrNotExist)
 }
 
 type loadedLock struct {

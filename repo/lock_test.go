@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo/blob"
 )
 
 var fastLock = LockOptions{settle: time.Millisecond, invalidRetry: time.Millisecond}
@@ -78,10 +80,6 @@ func TestStaleLocks(t *testing.T) {
 	if !old.Stale() || !deadPID.Stale() || fresh.Stale() {
 		t.Fatalf("stale: old %v dead %v fresh %v", old.Stale(), deadPID.Stale(), fresh.Stale())
 	}
-	// Stale locks still block, like restic's.
-	if _, _, err := r.Lock(ctx, false, fastLock); err == nil {
-		t.Fatal("stale exclusive lock did not block")
-	}
 	n, err := r.RemoveLocks(ctx, false)
 	if err != nil || n != 2 {
 		t.Fatalf("removed %d stale locks: %v", n, err)
@@ -89,6 +87,47 @@ func TestStaleLocks(t *testing.T) {
 	n, err = r.RemoveLocks(ctx, true)
 	if err != nil || n != 1 {
 		t.Fatalf("remove all: %d %v", n, err)
+	}
+}
+
+// Lock removes stale locks on its way, conflicting or not, and is still
+// blocked by a live one.
+func TestLockRemovesStaleLocks(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initMem(t, 2, Options{})
+	host, _ := os.Hostname()
+	save := func(l *Lock) blob.ID {
+		t.Helper()
+		id, err := r.saveLock(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	oldExcl := save(&Lock{Time: time.Now().Add(-time.Hour), Exclusive: true, Hostname: "otherhost", PID: 1})
+	deadShared := save(&Lock{Time: time.Now(), Hostname: host, PID: 1 << 30})
+	var removed []blob.ID
+	opts := fastLock
+	opts.StaleRemoved = func(l *Lock) { removed = append(removed, l.ID()) }
+	_, held, err := r.Lock(ctx, true, opts)
+	if err != nil {
+		t.Fatalf("stale locks blocked an exclusive lock: %v", err)
+	}
+	if len(removed) != 2 || !slices.Contains(removed, oldExcl) || !slices.Contains(removed, deadShared) {
+		t.Errorf("reported removed %v, want %v and %v", removed, oldExcl, deadShared)
+	}
+	if err := held.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if locks, _ := r.Locks(ctx, nil); len(locks) != 0 {
+		t.Errorf("%d locks left, want none", len(locks))
+	}
+
+	// A fresh lock from another host is alive as far as we can tell.
+	live := save(&Lock{Time: time.Now(), Exclusive: true, Hostname: "otherhost", PID: 1})
+	var locked *LockedError
+	if _, _, err := r.Lock(ctx, false, fastLock); !errors.As(err, &locked) || locked.Lock.ID() != live {
+		t.Fatalf("live exclusive lock: got %v", err)
 	}
 }
 

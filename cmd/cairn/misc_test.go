@@ -23,6 +23,12 @@ func TestUnlock(t *testing.T) {
 	lk := openRepo(t, dir)
 	ctx := context.Background()
 
+	// The live lock comes first: taking a lock removes stale ones.
+	_, live, err := lk.Lock(ctx, false, repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Unlock()
 	// A lock from this host whose process is gone is stale.
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
@@ -33,11 +39,6 @@ func TestUnlock(t *testing.T) {
 	if _, err := lk.SaveUnpacked(ctx, backend.LockFile, stale); err != nil {
 		t.Fatal(err)
 	}
-	_, live, err := lk.Lock(ctx, false, repo.LockOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.Unlock()
 
 	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
 	res := r.ok("unlock")

@@ -210,13 +210,16 @@ func (a *app) lockRepository(ctx context.Context, r *repo.Repository, exclusive,
 	if allowNoLock && a.gopts.NoLock {
 		return ctx, func() {}, nil
 	}
-	lctx, held, err := r.Lock(ctx, exclusive, repo.LockOptions{})
+	// A killed run's lock is stale and removed on the way (see
+	// repo.Lock.Stale); it was another process's file, so say so.
+	stale := func(l *repo.Lock) { a.printer().E("removed stale %v", l) }
+	lctx, held, err := r.Lock(ctx, exclusive, repo.LockOptions{StaleRemoved: stale})
 	var locked *repo.LockedError
 	if errors.As(err, &locked) && a.gopts.RetryLock > 0 {
 		if !a.gopts.JSON {
 			a.printer().P("repo already locked, waiting up to %s for the lock", a.gopts.RetryLock)
 		}
-		lctx, held, err = r.Lock(ctx, exclusive, repo.LockOptions{RetryLock: a.gopts.RetryLock})
+		lctx, held, err = r.Lock(ctx, exclusive, repo.LockOptions{RetryLock: a.gopts.RetryLock, StaleRemoved: stale})
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("unable to create lock in backend: %w", err)
