@@ -1,6 +1,7 @@
 package chartrun
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -117,22 +118,51 @@ metrics:
 		hook.Sources[0].Host != "cluster-a-app" || hook.Sources[0].Summary.SnapshotID != snaps[0].ID || hook.Sources[0].Summary.FilesNew != 1 {
 		t.Errorf("webhook %s: %s", path, body)
 	}
+	labels := `{source="app",host="cluster-a-app",repository="` + repo + `"}`
 	for _, want := range []string{
-		`cairn_backup_last_success_timestamp_seconds{source="app",host="cluster-a-app"}`,
-		`cairn_backup_files_new{source="app",host="cluster-a-app"} 1`,
-		`cairn_backup_success{source="app",host="cluster-a-app"} 1`,
+		`cairn_backup_last_success_timestamp_seconds` + labels,
+		`cairn_backup_files_new` + labels + ` 1`,
+		`cairn_backup_success` + labels + ` 1`,
+		`cairn_backup_snapshots` + labels + ` 1`,
 	} {
 		if !strings.Contains(rc.pushes["POST /metrics/job/cairn/source/app"], want) {
 			t.Errorf("Pushgateway push lacks %q: %v", want, rc.pushes)
 		}
 	}
-	if !strings.Contains(rc.pushes["PUT /metrics/job/cairn"], "cairn_job_success 1") {
+	if !strings.Contains(rc.pushes["PUT /metrics/job/cairn/run/backup-app"], `cairn_job_success{run="backup-app"} 1`) {
 		t.Errorf("job metrics push: %v", rc.pushes)
+	}
+	repoGroup := "POST /metrics/job/cairn/repository@base64/" + base64.RawURLEncoding.EncodeToString([]byte(repo))
+	if !strings.Contains(rc.pushes[repoGroup], `cairn_backup_repository_size_bytes{repository="`+repo+`"} `) {
+		t.Errorf("repository metrics push: %v", rc.pushes)
+	}
+	// The job's stderr is JSON records (auto: not a terminal).
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] == nil {
+			t.Errorf("job-mode stderr line is not a JSON record: %q", line)
+		}
 	}
 	for _, h := range rc.webhooks {
 		if strings.Contains(h, password) || strings.Contains(h, s3.SecretKey) {
 			t.Error("a webhook carries a secret")
 		}
+	}
+	rc.webhooks, rc.pushes = nil, map[string]string{}
+	rc.mu.Unlock()
+
+	// The check CronJob runs through `cairn run` as well: its error count
+	// reaches the Pushgateway and the webhook.
+	if r := c.run(t, m, m.pod(t, "CronJob/nightly-cairn-check")); r.exitCode != 0 {
+		t.Fatalf("job-mode check: exit %d\n%s%s", r.exitCode, r.stdout, r.stderr)
+	}
+	rc.mu.Lock()
+	if !strings.Contains(rc.pushes[repoGroup], `cairn_check_errors{repository="`+repo+`"} 0`) ||
+		!strings.Contains(rc.pushes["PUT /metrics/job/cairn/run/check"], `cairn_job_success{run="check"} 1`) {
+		t.Errorf("check metrics: %v", rc.pushes)
+	}
+	if len(rc.webhooks) != 1 || !strings.Contains(rc.webhooks[0], `"name":"check"`) || !strings.Contains(rc.webhooks[0], `"num_errors":0`) {
+		t.Errorf("check webhook: %q", rc.webhooks)
 	}
 	rc.webhooks, rc.pushes = nil, map[string]string{}
 	rc.mu.Unlock()
@@ -149,8 +179,8 @@ metrics:
 	if len(rc.webhooks) != 1 || !strings.Contains(rc.webhooks[0], `"status":"failure"`) || !strings.Contains(rc.webhooks[0], "connection refused") {
 		t.Errorf("failure webhook: %q", rc.webhooks)
 	}
-	if !strings.Contains(rc.pushes["POST /metrics/job/cairn/source/app"], `cairn_backup_success{source="app",host="cluster-a-app"} 0`) ||
-		!strings.Contains(rc.pushes["PUT /metrics/job/cairn"], "cairn_job_success 0") {
+	if !strings.Contains(rc.pushes["POST /metrics/job/cairn/source/app"], `cairn_backup_success{source="app",host="cluster-a-app",repository="s3:http://127.0.0.1:1/jobmode/cluster-a"} 0`) ||
+		!strings.Contains(rc.pushes["PUT /metrics/job/cairn/run/backup-app"], `cairn_job_success{run="backup-app"} 0`) {
 		t.Errorf("failure metrics: %v", rc.pushes)
 	}
 	if strings.Contains(rc.pushes["POST /metrics/job/cairn/source/app"], "cairn_backup_last_success_timestamp_seconds") {

@@ -38,6 +38,7 @@ func TestBadValuesFailClearly(t *testing.T) {
 		{"password with existingSecret", "repository: {existingSecret: s, password: x}", []string{"ignored with repository.existingSecret"}},
 		{"externalSecret without store", "repository: {url: 's3:x'}\nexternalSecret: {enabled: true}", []string{"secretStoreRef.name is required"}},
 		{"bad preset", devValues + "resourcesPreset: huge", []string{"resourcesPreset"}},
+		{"bad log format", devValues + "logFormat: xml", []string{"logFormat"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helmTemplate(t, valuesFile(t, tc.values))
@@ -445,6 +446,8 @@ func TestJobMode(t *testing.T) {
 	r := render(t, filepath.Join(chartDir(t), "ci", "jobmode-values.yaml"))
 	cm := r.get(t, "ConfigMap", "nightly-cairn-job").Obj.(*corev1.ConfigMap)
 	type jobConfig struct {
+		Name    string
+		Check   *struct{ Args []string }
 		Sources []struct {
 			Name, Host string
 			Paths      []string
@@ -462,6 +465,9 @@ func TestJobMode(t *testing.T) {
 		var cfg jobConfig
 		if err := yaml.Unmarshal([]byte(cm.Data[tc.source+".yaml"]), &cfg); err != nil {
 			t.Fatalf("%s.yaml: %v", tc.source, err)
+		}
+		if cfg.Name != "backup-"+tc.source || cfg.Check != nil {
+			t.Errorf("%s.yaml: name %q, check %v; want backup-%s and no check", tc.source, cfg.Name, cfg.Check, tc.source)
 		}
 		if len(cfg.Sources) != 1 || cfg.Sources[0].Host != tc.host || !slices.Equal(cfg.Sources[0].Paths, []string{tc.path}) ||
 			!slices.Equal(cfg.Sources[0].Tags, []string{"nightly"}) {
@@ -487,9 +493,43 @@ func TestJobMode(t *testing.T) {
 	if strings.Contains(jsonText(t, cm.Data), "hooks.example.com") {
 		t.Error("the webhook URL is in the ConfigMap")
 	}
+	// The check runs through `cairn run` too, so its error count is pushed.
+	var cfg jobConfig
+	if err := yaml.Unmarshal([]byte(cm.Data["check.yaml"]), &cfg); err != nil {
+		t.Fatalf("check.yaml: %v", err)
+	}
+	if cfg.Name != "check" || len(cfg.Sources) != 0 || cfg.Check == nil || !slices.Equal(cfg.Check.Args, []string{"--read-data-subset", "1/7"}) ||
+		cfg.Webhook.URLEnv != "CAIRN_WEBHOOK_URL" {
+		t.Errorf("check.yaml %+v (check %+v)", cfg, cfg.Check)
+	}
+	p := &r.cronJob(t, "nightly-cairn-check").Spec.JobTemplate.Spec.Template
+	if got := args(p); !slices.Equal(got[:3], []string{"run", "--config", "/etc/cairn/job/job.yaml"}) {
+		t.Errorf("check args %q", got)
+	}
+	mounted := false
+	for _, v := range p.Spec.Volumes {
+		mounted = mounted || v.ConfigMap != nil && v.ConfigMap.Items[0].Key == "check.yaml" && v.ConfigMap.Items[0].Path == "job.yaml"
+	}
+	if !mounted {
+		t.Errorf("the check pod does not mount check.yaml as its job.yaml: %+v", p.Spec.Volumes)
+	}
+	for name, p := range r.podSpecs() {
+		if env := envOf(p); env["CAIRN_LOG_FORMAT"] != "json" || env["CAIRN_PUSHGATEWAY_URL"] == "" {
+			t.Errorf("%s: CAIRN_LOG_FORMAT %q, CAIRN_PUSHGATEWAY_URL %q", name, env["CAIRN_LOG_FORMAT"], env["CAIRN_PUSHGATEWAY_URL"])
+		}
+	}
 	// Off by default: plain backups, no job ConfigMap.
 	d := renderInline(t, devValues+"backup: {pvcs: [{name: a, claimName: c}]}")
-	if args(&d.cronJob(t, "nightly-cairn-backup-a").Spec.JobTemplate.Spec.Template)[0] != "backup" {
+	if args(&d.cronJob(t, "nightly-cairn-backup-a").Spec.JobTemplate.Spec.Template)[0] != "backup" ||
+		args(&d.cronJob(t, "nightly-cairn-check").Spec.JobTemplate.Spec.Template)[0] != "check" {
 		t.Error("job mode is on by default")
+	}
+	if _, ok := envOf(&d.cronJob(t, "nightly-cairn-check").Spec.JobTemplate.Spec.Template)["CAIRN_LOG_FORMAT"]; ok {
+		t.Error("CAIRN_LOG_FORMAT set without logFormat")
+	}
+	// Job mode with the backups off still renders the check's config.
+	c := renderInline(t, devValues+"jobMode: {enabled: true}\nbackup: {enabled: false}")
+	if cm := c.get(t, "ConfigMap", "nightly-cairn-job").Obj.(*corev1.ConfigMap); cm.Data["check.yaml"] == "" || len(cm.Data) != 1 {
+		t.Errorf("job ConfigMap without backups: %v", cm.Data)
 	}
 }

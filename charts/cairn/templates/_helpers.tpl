@@ -245,6 +245,10 @@ spec:
         - name: CAIRN_PUSHGATEWAY_URL
           value: {{ $v.metrics.pushgatewayUrl | quote }}
         {{- end }}
+        {{- if $v.logFormat }}
+        - name: CAIRN_LOG_FORMAT
+          value: {{ $v.logFormat | quote }}
+        {{- end }}
         {{- range $k, $val := $v.repository.env }}
         - name: {{ $k }}
           value: {{ $val | toString | quote }}
