@@ -78,6 +78,10 @@ variables, prints the same JSON and exits with the same codes:
 		newPruneCommand(a),
 		newRunCommand(a),
 		newVersionCommand(a),
+		newStatsCommand(a),
+		newDiffCommand(a),
+		newFindCommand(a),
+		newDumpCommand(a),
 	)
 	return root
 }

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/backend/local"
+	"github.com/cairn-backup/cairn/crypto"
+	"github.com/cairn-backup/cairn/internal/oracle"
+	"github.com/cairn-backup/cairn/internal/testtree"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// inspectRepos are the repositories the tests of the read-only commands
+// (stats, diff, find, dump) share: built once per test binary, because the
+// commands only read them.
+type inspectRepos struct {
+	src string // the backed-up tree, as it was for the last snapshot
+	// v2 holds three snapshots of src: restic's (host h1, tag a), restic's
+	// after changes (host h2, tag b) and cairn's of the changed tree
+	// (host h1, tag c), in that order of time.
+	v2    string
+	v2IDs [3]string
+	v1    string // a version 1 repository with one restic snapshot
+	v1ID  string
+}
+
+var (
+	inspectOnce  sync.Once
+	inspectFix   *inspectRepos
+	inspectFails bool
+)
+
+// inspectFixture returns the shared repositories, building them on first
+// use. They live next to the test binary's cairn, which TestMain removes.
+func inspectFixture(t *testing.T) *inspectRepos {
+	t.Helper()
+	inspectOnce.Do(func() {
+		inspectFails = true
+		inspectFix = buildInspectRepos(t, filepath.Join(filepath.Dir(cairnBin), "inspect"))
+		inspectFails = false
+	})
+	if inspectFails {
+		t.Fatal("building the shared repositories failed in an earlier test")
+	}
+	return inspectFix
+}
+
+// initCheapRepo creates a repository of the given version with cheap key
+// derivation, so that each of the many commands opening it is fast.
+func initCheapRepo(t *testing.T, dir string, version uint) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.Create(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, be, testPassword, repo.InitOptions{Version: version, Key: repo.KeyOptions{Params: &crypto.TestParams}}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+}
+
+func buildInspectRepos(t *testing.T, base string) *inspectRepos {
+	t.Helper()
+	f := &inspectRepos{src: filepath.Join(base, "src"), v2: filepath.Join(base, "v2"), v1: filepath.Join(base, "v1")}
+	testtree.Build(t, f.src, testtree.Options{SmallFiles: 20, Depth: 40})
+	initCheapRepo(t, f.v2, 2)
+	initCheapRepo(t, f.v1, 1)
+	o := oracleFor(t)
+	f.v1ID = o.Backup(f.v1, []string{f.src}, "--host", "h1", "--time", "2024-03-01 10:00:00").SnapshotID
+	f.v2IDs[0] = o.Backup(f.v2, []string{f.src}, "--host", "h1", "--tag", "a", "--time", "2024-03-01 10:00:00").SnapshotID
+
+	// Changes for diff to find: content, metadata only, type, removed
+	// and added entries, and a file that is only touched.
+	write := func(p, content string) {
+		if err := os.WriteFile(filepath.Join(f.src, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("files/small.txt", "changed content\n")
+	if err := os.Chmod(filepath.Join(f.src, "files/tiny"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(f.src, "names/#hash"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(f.src, "excl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.src, "links/relative")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(f.src, "links/relative"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(f.src, "added/sub dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("added/sub dir/new file", "new\n")
+	write("added/percent%d", "odd name\n")
+	f.v2IDs[1] = o.Backup(f.v2, []string{f.src}, "--host", "h2", "--tag", "b", "--time", "2024-03-02 10:00:00").SnapshotID
+
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+f.v2)
+	var sum map[string]any
+	for _, line := range strings.Split(r.ok("backup", "--json", "--host", "h1", "--tag", "c", "--time", "2024-03-03 10:00:00", f.src).stdout, "\n") {
+		if strings.Contains(line, `"summary"`) {
+			if err := json.Unmarshal([]byte(line), &sum); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id, _ := sum["snapshot_id"].(string)
+	if len(id) != 64 {
+		t.Fatalf("cairn backup printed no snapshot ID: %v", sum)
+	}
+	f.v2IDs[2] = id
+	return f
+}
+
+// inspectRun runs the same command with cairn and restic on a repository.
+type inspectRun struct {
+	t    *testing.T
+	repo string
+	r    *runner
+	o    *oracle.Restic
+}
+
+func newInspectRun(t *testing.T, repoDir string) *inspectRun {
+	return &inspectRun{t: t, repo: repoDir, r: newRunner(t).with("RESTIC_PASSWORD=" + testPassword), o: oracleFor(t)}
+}
+
+// both runs args with cairn and with restic and returns both results;
+// it fails the test when the exit codes differ.
+func (x *inspectRun) both(args ...string) (cairn result, restic *oracle.Result) {
+	x.t.Helper()
+	cairn = x.r.run(append([]string{"-r", x.repo}, args...)...)
+	restic = x.o.Run(x.repo, args...)
+	if cairn.code != restic.ExitCode {
+		x.t.Fatalf("exit codes differ: restic %d (stderr %q)\n%s", restic.ExitCode, restic.Stderr, cairn)
+	}
+	return cairn, restic
+}
+
+// same runs args with both and fails unless stdout is byte-identical.
+func (x *inspectRun) same(args ...string) string {
+	x.t.Helper()
+	c, o := x.both(args...)
+	if c.stdout != string(o.Stdout) {
+		x.t.Errorf("%v: stdout differs\n%s", args, lineDiff(string(o.Stdout), c.stdout))
+	}
+	return c.stdout
+}
+
+// lineDiff shows the first lines where want (restic) and got (cairn)
+// differ.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < max(len(w), len(g)) && shown < 8; i++ {
+		var a, c string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			c = g[i]
+		}
+		if a != c {
+			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  restic: " + truncateForLog(a) + "\n  cairn:  " + truncateForLog(c) + "\n")
+			shown++
+		}
+	}
+	return b.String()
+}
+
+func truncateForLog(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
