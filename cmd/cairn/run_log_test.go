@@ -4,9 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/testserver"
+	"github.com/cairn-backup/cairn/internal/testtools"
 )
 
 // promSeries is one parsed sample: the metric name with its labels as
@@ -561,4 +565,78 @@ func keysOfMap(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// On a terminal, auto gives `cairn run` slog's text records and leaves a
+// restic command's error plain. script(1) runs cairn on a pseudo-terminal.
+func TestLogFormatAutoOnTerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		testtools.Unavailable(t, "script (util-linux) runs a command on a pseudo-terminal: %v", err)
+	}
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+repoDir, "TERM=dumb")
+	r.ok("init")
+	cfg := filepath.Join(t.TempDir(), "job.yaml")
+	writeJobFile(t, cfg, "sources: [{name: a, paths: ["+t.TempDir()+"]}]\n")
+	onTerminal := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(scriptBin, "-qefc", cairnBin+" "+strings.Join(args, " "), "/dev/null")
+		cmd.Env = r.env
+		out, _ := cmd.CombinedOutput()
+		return strings.ReplaceAll(string(out), "\r\n", "\n")
+	}
+	out := onTerminal("run", "--config", cfg)
+	if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg="step finished" step=backup source=a host=a status=success`).MatchString(out) {
+		t.Errorf("cairn run on a terminal did not write text records:\n%s", out)
+	}
+	if strings.Contains(out, `{"time"`) {
+		t.Errorf("JSON records on a terminal:\n%s", out)
+	}
+	out = onTerminal("-r", filepath.Join(t.TempDir(), "none"), "snapshots")
+	if !strings.HasPrefix(strings.TrimSpace(out), "Fatal: ") {
+		t.Errorf("a restic command on a terminal: %q, want restic's plain Fatal line", out)
+	}
+}
+
+// A child's output becomes one record per line: lines split across writes
+// are joined, a progress line redrawn with \r counts once in its last
+// state, restic's JSON error messages keep their item and text, and its
+// exit_error is left to the step's end record.
+func TestLineLogger(t *testing.T) {
+	var buf strings.Builder
+	l := newLogger(&buf, logFormatJSON, slog.LevelInfo, func(s string) string { return strings.ReplaceAll(s, "hunter22", "***") })
+	attrs := []any{"step", "backup"}
+	w := newLineLogger(l, slog.LevelWarn, resticMessage(l, attrs...), attrs...)
+	for _, chunk := range []string{
+		"first li", "ne\n",
+		"10%\r50%\r100%\n",
+		`{"message_type":"error","error":{"message":"open /x: permission denied"},"during":"archival","item":"/x"}` + "\n",
+		`{"message_type":"exit_error","code":3,"message":"incomplete"}` + "\n",
+		"password hunter22 leaked\n",
+		"no newline at the end",
+	} {
+		if _, err := io.WriteString(w, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	recs := jsonLines(t, buf.String())
+	want := []map[string]any{
+		{"level": "WARN", "msg": "first line", "step": "backup"},
+		{"level": "WARN", "msg": "100%"},
+		{"level": "WARN", "msg": "error", "item": "/x", "during": "archival", "error": "open /x: permission denied"},
+		{"level": "WARN", "msg": "password *** leaked"},
+		{"level": "WARN", "msg": "no newline at the end"},
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records, want %d:\n%s", len(recs), len(want), buf.String())
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if recs[i][k] != v {
+				t.Errorf("record %d: %s = %v, want %v", i, k, recs[i][k], v)
+			}
+		}
+	}
 }

@@ -228,6 +228,9 @@ func TestRunJobModeBadConfig(t *testing.T) {
 		{"sources: [{name: a, paths: [/x]}]\nhoks: {}", "hoks"},
 		{"sources: [{name: a, paths: [/x]}, {name: a, paths: [/y]}]", "used twice"},
 		{"sources: [{name: a, paths: [/x]}]\nhooks: {onPreFailure: ignore}", "onPreFailure"},
+		{"name: a/b\ncheck: {}", `name "a/b": no slashes`},
+		{"sources: [{name: x/y, paths: [/x]}]", `source name "x/y": no slashes`},
+		{"check: {args: [--read-data]}\nchekc: {}", "chekc"},
 	} {
 		p := filepath.Join(t.TempDir(), "job.yaml")
 		writeJobFile(t, p, tc.config)
