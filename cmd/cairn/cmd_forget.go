@@ -113,7 +113,7 @@ func (o *forgetOptions) addFlags(f *pflag.FlagSet) {
 	o.groupBy = forget.DefaultGroupBy
 	f.VarP((*groupByFlag)(&o.groupBy), "group-by", "g", "`group` snapshots by host, paths and/or tags, separated by comma (disable grouping with '')")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "do not delete anything, just print what would be done")
-	f.BoolVar(&o.prune, "prune", false, "automatically run the 'prune' command if snapshots have been removed (not implemented yet)")
+	f.BoolVar(&o.prune, "prune", false, "automatically run the 'prune' command if snapshots have been removed")
 
 	f.StringVar(&o.maxUnused, "max-unused", "5%", "with --prune: tolerate given `limit` of unused data (absolute value in bytes with suffixes k/K, m/M, g/G, t/T, a value in % or the word 'unlimited')")
 	f.StringVar(&o.maxRepackSize, "max-repack-size", "", "with --prune: stop after repacking this much data in total (allowed suffixes for `size`: k/K, m/M, g/G, t/T)")
@@ -125,11 +125,6 @@ func (o *forgetOptions) addFlags(f *pflag.FlagSet) {
 	f.SortFlags = false
 }
 
-// errPruneNotImplemented refuses --prune before anything is removed, so a
-// CronJob that expects the space back learns at once that it will not get
-// it, instead of silently keeping all data.
-var errPruneNotImplemented = errors.New("--prune is not implemented yet in cairn: run `cairn forget` without --prune, then `restic prune`")
-
 func runForget(ctx context.Context, a *app, opts forgetOptions, args []string) error {
 	if err := opts.policy.Validate(); err != nil {
 		return err
@@ -140,8 +135,11 @@ func runForget(ctx context.Context, a *app, opts forgetOptions, args []string) e
 		// mistake than a wish to delete those snapshots regardless.
 		return errors.New("snapshot IDs and --keep-* options cannot be combined: the named snapshots would be removed regardless of the policy")
 	}
-	if opts.prune {
-		return errPruneNotImplemented
+	// The prune flags are checked first, as restic does, so that a typo
+	// fails before any snapshot is removed.
+	pruneOpts, err := opts.pruneOptions().libOptions(a)
+	if err != nil {
+		return err
 	}
 	if a.gopts.NoLock && !opts.dryRun {
 		return errors.New("--no-lock is only applicable in combination with --dry-run for forget command")
@@ -194,7 +192,31 @@ func runForget(ctx context.Context, a *app, opts forgetOptions, args []string) e
 	if failed > 0 {
 		return errRemoveFailed{}
 	}
+	if len(remove) > 0 && opts.prune {
+		if opts.dryRun {
+			p.P("%d snapshots would be removed, running prune dry run\n", len(remove))
+		} else {
+			p.P("%d snapshots have been removed, running prune\n", len(remove))
+		}
+		// In a dry run the snapshots are still there: prune plans as if
+		// they were gone.
+		ignore := make(map[blob.ID]struct{}, len(remove))
+		for _, sn := range remove {
+			ignore[sn.ID()] = struct{}{}
+		}
+		return runPruneWithRepo(ctx, a, r, pruneOpts, ignore)
+	}
 	return nil
+}
+
+// pruneOptions are the prune flags forget takes; its --dry-run applies to
+// the prune too.
+func (o forgetOptions) pruneOptions() pruneOptions {
+	return pruneOptions{
+		dryRun:    o.dryRun,
+		maxUnused: o.maxUnused, maxRepackSize: o.maxRepackSize, repackSmallerThan: o.repackSmallerThan,
+		repackCacheableOnly: o.repackCacheableOnly, repackSmall: o.repackSmall, repackUncompressed: o.repackUncompressed,
+	}
 }
 
 // applyForgetPolicy groups the snapshots, applies the policy to each group

@@ -388,10 +388,10 @@ func TestForgetRefusesLikeRestic(t *testing.T) {
 	if !strings.Contains(res.stderr, "snapshot IDs and --keep-* options cannot be combined") {
 		t.Errorf("IDs with a policy: %s", res)
 	}
-	// --prune is not there yet and says so before removing anything.
-	res = tl.r.expect(1, "forget", "--keep-last", "1", "--prune")
-	if !strings.Contains(res.stderr, "--prune is not implemented yet") {
-		t.Errorf("--prune: %s", res)
+	// Prune flags are checked before anything is removed, as in restic.
+	res = tl.r.expect(1, "forget", "--keep-last", "1", "--prune", "--max-unused", "100%")
+	if !strings.Contains(res.stderr, "percentage for --max-unused must be below 100%") {
+		t.Errorf("--prune --max-unused 100%%: %s", res)
 	}
 	if n := len(tl.o.Snapshots(tl.dir)); n != len(tl.ids) {
 		t.Errorf("%d of %d snapshots left after refusals", n, len(tl.ids))

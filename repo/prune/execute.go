@@ -57,9 +57,9 @@ func (p *Plan) Execute(ctx context.Context) error {
 		return nil
 	}
 	// restic finds out only when the first delete fails, after it wrote
-	// new packs and index files; asking first leaves the repository as it
-	// was.
-	if err := probeDelete(ctx, r.Backend()); err != nil {
+	// new packs and index files; trying first leaves the repository as it
+	// was but for an empty index file.
+	if err := probeDelete(ctx, r); err != nil {
 		return err
 	}
 
@@ -127,19 +127,30 @@ func (p *Plan) Execute(ctx context.Context) error {
 	return nil
 }
 
-// probeDelete deletes a pack name that cannot exist: a backend that forbids
-// deleting (an append-only rest-server answers 403 before it looks for the
-// file) fails here, before anything is changed.
-func probeDelete(ctx context.Context, be backend.Backend) error {
-	id := blob.NewRandomID()
-	err := be.Remove(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()})
+// probeDelete saves an empty index file and deletes it again. A backend
+// that forbids deleting (an append-only rest-server; the REST backend asks
+// whether a file exists before deleting it, so a made-up name would not
+// tell) fails here, before anything else changes. The empty index file it
+// then leaves is valid: readers find no packs in it, and the next index
+// rewrite removes it.
+func probeDelete(ctx context.Context, r *repo.Repository) error {
+	f := index.File{Packs: []index.PackEntry{}}
+	buf, err := f.Encode()
+	if err != nil {
+		return err
+	}
+	id, err := r.SaveUnpacked(ctx, backend.IndexFile, buf)
+	if err != nil {
+		return fmt.Errorf("prune: test write: %w", err)
+	}
+	err = r.Backend().Remove(ctx, backend.Handle{Type: backend.IndexFile, Name: id.String()})
 	switch {
 	case err == nil, errors.Is(err, fs.ErrNotExist):
 		return nil
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("prune: %w: %v", ErrDeleteForbidden, err)
 	}
-	return fmt.Errorf("prune: test delete in %s: %w", be.Location(), err)
+	return fmt.Errorf("prune: test delete in %s: %w", r.Backend().Location(), err)
 }
 
 // deletePacks removes packs in parallel, reporting (not failing on) each
