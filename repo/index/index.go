@@ -71,6 +71,10 @@ func (idx *Index) AddFile(fileID blob.ID, f *File) {
 	defer idx.mu.Unlock()
 	for i := range f.Packs {
 		p := &f.Packs[i]
+		// A pack is known already when another index file lists it, or
+		// when a BlobWriter added it (AddPack) before writing its index
+		// file: then only new locations are added.
+		_, known := idx.packNo[p.ID]
 		n := idx.packNumber(p.ID)
 		idx.files[p.ID] = appendUnique(idx.files[p.ID], fileID)
 		for _, b := range p.Blobs {
@@ -78,7 +82,7 @@ func (idx *Index) AddFile(fileID blob.ID, f *File) {
 				continue
 			}
 			t := &idx.tables[b.Type]
-			if len(idx.files[p.ID]) > 1 && t.hasLocation(b.ID, n, b.Offset) {
+			if known && t.hasLocation(b.ID, n, b.Offset) {
 				continue
 			}
 			t.add(entry{id: b.ID, pack: n, offset: b.Offset, length: b.Length, ulength: b.UncompressedLength})

@@ -194,3 +194,27 @@ func BenchmarkLookup(b *testing.B) {
 		i++
 	}
 }
+
+// A BlobWriter adds a pack (AddPack) and then its index file (AddFile): the
+// blobs are listed once, so prune counts each stored copy once.
+func TestAddPackThenFile(t *testing.T) {
+	idx := New()
+	packID := testID(-1)
+	blobs := []pack.Blob{
+		{Handle: blob.Handle{ID: testID(1), Type: blob.DataBlob}, Offset: 0, Length: 100},
+		{Handle: blob.Handle{ID: testID(2), Type: blob.TreeBlob}, Offset: 100, Length: 50},
+	}
+	idx.AddPack(packID, blobs)
+	idx.AddFile(testID(-2), &File{Packs: []PackEntry{NewPackEntry(packID, blobs)}})
+	n := 0
+	idx.Each(func(Location) bool { n++; return true })
+	if n != 2 {
+		t.Errorf("Each yields %d locations, want 2", n)
+	}
+	if locs := idx.Lookup(blobs[0].Handle); len(locs) != 1 {
+		t.Errorf("Lookup: %d locations, want 1", len(locs))
+	}
+	if got := idx.IndexFilesOf(packID); len(got) != 1 || got[0] != testID(-2) {
+		t.Errorf("IndexFilesOf: %v", got)
+	}
+}
