@@ -80,7 +80,8 @@ func runCopy(ctx context.Context, a *app, opts copyOptions, args []string) error
 	if err != nil {
 		return fmt.Errorf("resolving password failed: %w", err)
 	}
-	p := a.printer()
+	// restic prints this command's messages as text even with --json.
+	p := newPrinter(a.term, a.gopts.verbosity, false)
 
 	src, err := a.openRepository(ctx, repoRef{
 		Repo: from.Repo, RepositoryFile: from.RepositoryFile, Password: pw, KeyHint: from.KeyHint,

@@ -69,7 +69,8 @@ Exit status is 12 if the password is incorrect.
 }
 
 func runMigrate(ctx context.Context, a *app, force bool, args []string) error {
-	p := a.printer()
+	// restic prints this command's messages as text even with --json.
+	p := newPrinter(a.term, a.gopts.verbosity, false)
 	// Exclusive: nothing may write while the config changes.
 	ctx, r, done, err := a.openLocked(ctx, true, false)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -113,6 +114,23 @@ func restoreSame(t *testing.T, o *oracle.Restic, srcLoc, srcID, dstLoc, dstID st
 	testtree.Compare(t, want, got, testtree.CompareOptions{IgnoreRoot: true})
 }
 
+// copyLines normalises copy's output for a comparison: new snapshot IDs
+// replaced, progress lines dropped, lines sorted.
+func copyLines(out string) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "[") {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(l, "snapshot "); ok && strings.Contains(rest, " saved, copied") {
+			l = "snapshot NEW" + rest[8:]
+		}
+		lines = append(lines, l)
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
 // copyOf returns the destination snapshot that copies src.
 func copyOf(t *testing.T, src oracle.Snapshot, dst []oracle.Snapshot) oracle.Snapshot {
 	t.Helper()
@@ -156,6 +174,14 @@ func TestCopyLikeRestic(t *testing.T) {
 	if n := strings.Count(res.stdout, "saved, copied from source snapshot"); n != 2 {
 		t.Errorf("%d copies saved, want 2:\n%s", n, res)
 	}
+	// The same lines as restic's own copy into a fresh repository, but for
+	// the new IDs, the order (restic's follows its file listing) and
+	// restic's progress counter.
+	ref := newCopyRepo(t, 2, 0)
+	theirs := o.RunWith(oracle.Cmd{Repo: ref, Args: []string{"copy", "--from-repo", v1}, Env: []string{"RESTIC_FROM_PASSWORD=" + testPassword}})
+	if got, want := copyLines(res.stdout), copyLines(string(theirs.Stdout)); got != want {
+		t.Errorf("copy printed\n%s\nrestic printed\n%s", got, want)
+	}
 	if !strings.Contains(res.stderr, "different chunker parameters") {
 		t.Errorf("no warning about the chunker parameters:\n%s", res)
 	}
@@ -178,7 +204,7 @@ func TestCopyLikeRestic(t *testing.T) {
 	if strings.Contains(res.stdout, "copy started") || strings.Count(res.stdout, "was already copied to snapshot") != 2 {
 		t.Errorf("second copy:\n%s", res)
 	}
-	theirs := o.RunWith(oracle.Cmd{Repo: v2, Args: []string{"copy", "--from-repo", v1}, Env: []string{"RESTIC_FROM_PASSWORD=" + testPassword}})
+	theirs = o.RunWith(oracle.Cmd{Repo: v2, Args: []string{"copy", "--from-repo", v1}, Env: []string{"RESTIC_FROM_PASSWORD=" + testPassword}})
 	if err := theirs.Err(); err != nil || strings.Contains(string(theirs.Stdout), "copy started") {
 		t.Errorf("restic copies again what cairn copied (%v):\n%s", err, theirs.Output())
 	}
