@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/check"
 )
@@ -18,12 +20,18 @@ type checkOptions struct {
 	readData       bool
 	readDataSubset string
 	withCache      bool
+	// filter and the arguments select snapshots, as in restic 0.19.
+	filter snapshotFilterFlags
+	args   []string
 }
+
+// filtered reports whether only some snapshots are checked.
+func (o checkOptions) filtered() bool { return len(o.args) > 0 || !o.filter.empty() }
 
 func newCheckCommand(a *app) *cobra.Command {
 	var opts checkOptions
 	cmd := &cobra.Command{
-		Use:   "check [flags]",
+		Use:   "check [flags] [snapshot ID] [...]",
 		Short: "Check the repository for errors",
 		Long: `
 The "check" command tests the repository for errors and reports any errors it
@@ -32,6 +40,9 @@ the wrong size, snapshots that do not load, and trees or data blobs that are
 referenced but not indexed. Packs that no index lists are reported as a
 non-critical hint. With --read-data (or --read-data-subset) the content of
 the packs is downloaded and every blob is verified too.
+
+Snapshot IDs or --host/--tag/--path limit the tree check to those snapshots,
+and --read-data to the packs that hold their data.
 
 Without --with-cache the local cache is not used, so that the data in the
 repository itself is checked.
@@ -46,12 +57,12 @@ Exit status is 11 if the repository is already locked.
 Exit status is 12 if the password is incorrect.
 `,
 		DisableAutoGenTag: true,
-		Args:              cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			_, err := parseReadDataSubset(opts.readDataSubset, opts.readData)
 			return err
 		},
-		RunE: func(c *cobra.Command, _ []string) error {
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.args = args
 			return runCheck(c.Context(), a, opts)
 		},
 	}
@@ -62,6 +73,7 @@ Exit status is 12 if the password is incorrect.
 	f.BoolVar(&ignored, "check-unused", false, "find unused blobs")
 	_ = f.MarkDeprecated("check-unused", "`--check-unused` is deprecated and will be ignored")
 	f.BoolVar(&opts.withCache, "with-cache", false, "use existing cache, only read uncached data from repository")
+	opts.filter.add(f, false)
 	return cmd
 }
 
@@ -126,6 +138,11 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 
 	p.P("load indexes")
 	copts := check.Options{ReadData: subset != nil, ReadFilter: subset}
+	if opts.filtered() {
+		copts.Select = func(ctx context.Context) ([]*repo.Snapshot, error) {
+			return selectCheckSnapshots(ctx, r, &opts.filter, opts.args)
+		}
+	}
 	stage := 0 // 0 index, 1 packs, 2 structure, 3 data
 	errorsFound := false
 	duplicates, mixedPacks := false, false
@@ -369,15 +386,19 @@ func parseSize(s string) (int64, error) {
 // readHeading says which packs are read, in restic's words.
 func readHeading(opts checkOptions, selected int, all map[blob.ID]int64) string {
 	s := opts.readDataSubset
+	typ := "" // restic says "filtered data" when snapshots were selected
+	if opts.filtered() {
+		typ = "filtered "
+	}
 	switch {
 	case opts.readData:
-		return "read all data"
+		return "read all " + typ + "data"
 	case strings.Contains(s, "/"):
 		n, t, _ := strings.Cut(s, "/")
-		return fmt.Sprintf("read group #%s of %d data packs (out of total %d packs in %s groups)", n, selected, len(all), t)
+		return fmt.Sprintf("read group #%s of %d %sdata packs (out of total %d packs in %s groups)", n, selected, typ, len(all), t)
 	case strings.HasSuffix(s, "%"):
 		v, _ := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-		return fmt.Sprintf("read %.1f%% of packfiles", v)
+		return fmt.Sprintf("read %.1f%% of %spackfiles", v, typ)
 	}
 	var total int64
 	for _, size := range all {
@@ -389,5 +410,59 @@ func readHeading(opts checkOptions, selected int, all map[blob.ID]int64) string 
 	if total > 0 {
 		pct = float64(want) / float64(total) * 100
 	}
-	return fmt.Sprintf("read %d bytes (%.1f%%) of data packs", want, pct)
+	return fmt.Sprintf("read %d bytes (%.1f%%) of %sdata packs", want, pct, typ)
+}
+
+// selectCheckSnapshots resolves the snapshots check is limited to. Unlike
+// the other commands, which skip a snapshot they cannot find with a warning,
+// restic's check fails the whole selection then: an error here is reported
+// and no tree is checked.
+func selectCheckSnapshots(ctx context.Context, r *repo.Repository, f *snapshotFilterFlags, args []string) ([]*repo.Snapshot, error) {
+	if len(args) == 0 {
+		flt := f.filter()
+		var out []*repo.Snapshot
+		err := r.ForEachSnapshot(ctx, func(id blob.ID, sn *repo.Snapshot, err error) error {
+			if err != nil {
+				return err
+			}
+			if flt.Matches(sn) {
+				out = append(out, sn)
+			}
+			return nil
+		})
+		return out, err
+	}
+	var out []*repo.Snapshot
+	seen := map[blob.ID]bool{}
+	usedFilter := false
+	for _, s := range args {
+		var sn *repo.Snapshot
+		var err error
+		switch {
+		case s == "latest":
+			if usedFilter {
+				continue
+			}
+			usedFilter = true
+			sn, _, err = r.FindSnapshot(ctx, "latest", f.filter())
+		case strings.Contains(s, ":"):
+			err = errors.New("<snapshot>:<subfolder> syntax not allowed")
+		default:
+			var id blob.ID
+			if id, err = r.FindID(ctx, backend.SnapshotFile, s); err == nil {
+				sn, err = r.LoadSnapshot(ctx, id)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !seen[sn.ID()] {
+			seen[sn.ID()] = true
+			out = append(out, sn)
+		}
+	}
+	if !usedFilter && !f.empty() {
+		return nil, errors.New("explicit snapshot ids are given")
+	}
+	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
@@ -101,6 +102,13 @@ type Options struct {
 	// Workers bounds concurrent pack reads (default: the backend's
 	// connection count, at most 2 for the CPU-bound decryption).
 	Workers int
+	// Select, when set, limits the check to some snapshots, like restic's
+	// check with snapshot IDs or --host/--tag/--path: only their trees are
+	// walked, and ReadData reads only the packs holding a blob they
+	// reference (ReadFilter then picks among those). An error from Select
+	// is reported as a snapshot problem and no tree is checked, as restic
+	// does.
+	Select func(ctx context.Context) ([]*repo.Snapshot, error)
 }
 
 // Report sums up a check.
@@ -152,6 +160,11 @@ type checker struct {
 
 	// packs maps each indexed pack to what the index says about it.
 	packs map[blob.ID]*packInfo
+
+	// used collects the blobs the selected snapshots reference (only with
+	// Options.Select), to know which packs ReadData reads.
+	usedMu sync.Mutex
+	used   map[blob.Handle]struct{}
 }
 
 type packInfo struct {

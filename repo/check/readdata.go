@@ -30,6 +30,17 @@ func (c *checker) readData(ctx context.Context) error {
 	for id, pi := range c.packs {
 		all[id] = pi.size
 	}
+	if c.used != nil {
+		// Only the packs of the selected snapshots, as restic does.
+		filtered := make(map[blob.ID]int64)
+		idx := c.r.Index()
+		for h := range c.used {
+			for _, loc := range idx.Lookup(h) {
+				filtered[loc.Pack] = all[loc.Pack]
+			}
+		}
+		all = filtered
+	}
 	sel := all
 	if c.opts.ReadFilter != nil {
 		sel = c.opts.ReadFilter(all)

@@ -30,16 +30,31 @@ type treeRef struct {
 func (c *checker) checkStructure(ctx context.Context) error {
 	var roots []treeRef
 	var snapErrs []Problem
-	err := c.r.ForEachSnapshot(ctx, func(id blob.ID, sn *repo.Snapshot, err error) error {
-		if err != nil {
-			snapErrs = append(snapErrs, Problem{Kind: KindSnapshot, Snapshot: id, Errs: []error{err}})
-			return nil
+	if c.opts.Select != nil {
+		c.used = make(map[blob.Handle]struct{})
+		sns, err := c.opts.Select(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		roots = append(roots, treeRef{id: *sn.Tree, snapshot: id, path: "/"})
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("load snapshots: %w", err)
+		if err != nil {
+			snapErrs = append(snapErrs, Problem{Kind: KindSnapshot, Errs: []error{err}})
+			sns = nil
+		}
+		for _, sn := range sns {
+			roots = append(roots, treeRef{id: *sn.Tree, snapshot: sn.ID(), path: "/"})
+		}
+	} else {
+		err := c.r.ForEachSnapshot(ctx, func(id blob.ID, sn *repo.Snapshot, err error) error {
+			if err != nil {
+				snapErrs = append(snapErrs, Problem{Kind: KindSnapshot, Snapshot: id, Errs: []error{err}})
+				return nil
+			}
+			roots = append(roots, treeRef{id: *sn.Tree, snapshot: id, path: "/"})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("load snapshots: %w", err)
+		}
 	}
 	for _, p := range snapErrs {
 		c.emit(p)
@@ -56,6 +71,11 @@ func (c *checker) checkStructure(ctx context.Context) error {
 		}
 	}
 	for len(level) > 0 {
+		if c.used != nil {
+			for _, t := range level {
+				c.used[blob.Handle{ID: t.id, Type: blob.TreeBlob}] = struct{}{}
+			}
+		}
 		var mu sync.Mutex
 		var next []treeRef
 		var problems []Problem
@@ -119,6 +139,15 @@ func (c *checker) checkTree(ctx context.Context, ref treeRef) (subs []treeRef, e
 				if !idx.Has(blob.Handle{ID: id, Type: blob.DataBlob}) {
 					errs = append(errs, treeErr(ref.id, "file %q blob %v not found in index", n.Name, id))
 				}
+			}
+			if c.used != nil {
+				c.usedMu.Lock()
+				for _, id := range n.Content {
+					if !id.IsNull() {
+						c.used[blob.Handle{ID: id, Type: blob.DataBlob}] = struct{}{}
+					}
+				}
+				c.usedMu.Unlock()
 			}
 		case tree.TypeDir:
 			switch {
