@@ -204,6 +204,9 @@ type jobResult struct {
 // print as one structured record.
 func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 	log := a.logger()
+	if log == nil { // not through the root command's set-up
+		log = newLogger(termWriter{a.term}, logFormatJSON, slog.LevelInfo, a.term.Scrub)
+	}
 	if cfg.Webhook.URL == "" && cfg.Webhook.URLEnv != "" {
 		cfg.Webhook.URL = os.Getenv(cfg.Webhook.URLEnv)
 	}
@@ -267,7 +270,7 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 		}
 		res.ExitCode, res.Error = exitInterrupted, msg
 	}
-	res.Status = stepStatus(res.ExitCode)
+	res.Status = "success"
 	if res.ExitCode != 0 {
 		res.Status = "failure"
 	}
