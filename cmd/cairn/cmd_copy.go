@@ -63,7 +63,7 @@ func (o *secondaryRepoOptions) addCopyFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.RepositoryFile, "from-repository-file", os.Getenv("RESTIC_FROM_REPOSITORY_FILE"), "`file` from which to read the source repository location to copy snapshots from (default: $RESTIC_FROM_REPOSITORY_FILE)")
 	f.StringVar(&o.PasswordFile, "from-password-file", os.Getenv("RESTIC_FROM_PASSWORD_FILE"), "`file` to read the source repository password from (default: $RESTIC_FROM_PASSWORD_FILE)")
 	f.StringVar(&o.KeyHint, "from-key-hint", os.Getenv("RESTIC_FROM_KEY_HINT"), "key ID of key to try decrypting the source repository first (default: $RESTIC_FROM_KEY_HINT)")
-	f.StringVar(&o.PasswordCommand, "from-password-command", os.Getenv("RESTIC_FROM_PASSWORD_COMMAND"), "shell `command` to obtain the source repository password from (default: $RESTIC_FROM_PASSWORD_COMMAND)")
+	f.StringVar(&o.PasswordCommand, "from-password-command", os.Getenv("RESTIC_FROM_PASSWORD_COMMAND"), "`command` to obtain the source repository password from, run without a shell (default: $RESTIC_FROM_PASSWORD_COMMAND)")
 }
 
 func runCopy(ctx context.Context, a *app, opts copyOptions, args []string) error {
