@@ -132,10 +132,18 @@ func newRunCommand(a *app) *cobra.Command {
 		Long: `
 The "run" command is cairn's job mode for CronJobs. It reads a YAML file and
 does, in order: the pre-hooks, a backup of every source (one snapshot each,
-with the source's --host), forget with the configured arguments, the
-post-hooks (always, with CAIRN_JOB_STATUS and CAIRN_JOB_ERROR in their
-environment), a webhook notification and the metrics. The repository comes
-from the usual environment (RESTIC_REPOSITORY, RESTIC_PASSWORD, ...).
+with the source's --host), forget with the configured arguments, prune and
+check when configured, the post-hooks (always, with CAIRN_JOB_STATUS and
+CAIRN_JOB_ERROR in their environment), the metrics and a webhook
+notification. The repository comes from the usual environment
+(RESTIC_REPOSITORY, RESTIC_PASSWORD, ...).
+
+Everything it prints is a log record on stderr, one per line: JSON when
+stderr is not a terminal, key=value text when it is (--log-format or
+$CAIRN_LOG_FORMAT choose). Each step logs its start and end with its
+status, duration, snapshot ID and error; what hooks and steps print is
+logged line by line. Secrets (the password, credentials in the repository
+URL or the environment, the webhook URL) are replaced by ***.
 
 A failed webhook or metrics push is reported but never changes the exit
 status, which is the first failing step's (restic's codes: 3 when a backup
