@@ -288,6 +288,20 @@ func testRepairLikeRestic(t *testing.T, maker string) {
 				t.Errorf("cairn wrote %d index files, want 1", n)
 			}
 
+			// A dry run says the same as restic's and writes nothing.
+			before := repoState(t, withCairn)
+			rd := oR.Run(withRestic, "repair", "snapshots", "--forget", "--dry-run")
+			cd := r.run("-r", withCairn, "--no-cache", "repair", "snapshots", "--forget", "--dry-run")
+			if rd.ExitCode != 0 || cd.code != 0 {
+				t.Fatalf("repair snapshots --dry-run: restic exit %d, cairn %s\nrestic:\n%s", rd.ExitCode, cd, rd.Output())
+			}
+			if got, want := repairMessageLines(cd.stdout), repairMessageLines(string(rd.Stdout)); !slices.Equal(got, want) {
+				t.Errorf("repair snapshots --dry-run output\n%q\nrestic\n%q", got, want)
+			}
+			if diffs := diffState(before, repoState(t, withCairn)); len(diffs) > 0 {
+				t.Errorf("repair snapshots --dry-run changed the repository: %v", diffs)
+			}
+
 			rs := oR.Run(withRestic, "repair", "snapshots", "--forget")
 			cs := r.run("-r", withCairn, "--no-cache", "repair", "snapshots", "--forget")
 			noPanic(t, cs)
