@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/local"
+	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/internal/oracle"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
@@ -22,6 +23,19 @@ func TestRewriteIndexResticChecks(t *testing.T) {
 	o := oracle.New(t)
 	dir := filepath.Join(t.TempDir(), "repo")
 	o.Init(dir, 2)
+	// A key with cheap derivation (same password, same master key) keeps
+	// each restic command below fast.
+	be, err := local.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, be, o.Password(), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ChangePassword(ctx, o.Password(), repo.KeyOptions{Username: "test", Hostname: "test", Params: &crypto.TestParams}); err != nil {
+		t.Fatal(err)
+	}
 	src := t.TempDir()
 	for i, content := range []string{"first file", "second file", "third file"} {
 		if err := os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i))), []byte(content), 0o644); err != nil {
@@ -33,11 +47,7 @@ func TestRewriteIndexResticChecks(t *testing.T) {
 		t.Fatalf("restic wrote %d index files, want 3", n)
 	}
 
-	be, err := local.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, be, o.Password(), repo.Options{})
+	r, err = repo.Open(ctx, be, o.Password(), repo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
