@@ -36,15 +36,7 @@ file or directory:
 
 "snapshotID:subfolder" compares only what is below subfolder.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + readOnlyExitStatus,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runDiff(c.Context(), a, opts, args)

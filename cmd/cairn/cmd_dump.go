@@ -37,15 +37,7 @@ The special snapshot ID "latest" is the latest snapshot matching --host,
 --path and --tag. "snapshotID:subfolder" puts the contents of subfolder at
 the root of the archive.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + readOnlyExitStatus,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runDump(c.Context(), a, opts, args)

@@ -50,15 +50,7 @@ and the command lists where those objects are used.
 Snapshots are searched from the newest to the oldest; --reverse searches
 from the oldest.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + readOnlyExitStatus,
 		Example: `cairn find config.json
 cairn find --json "*.yml" "*.json"
 cairn find --json --blob 420f620f b46ebe8a ddd38656
@@ -353,22 +345,36 @@ func setOf(list []string) map[string]struct{} {
 	return m
 }
 
-// unloadable reports a tree that cannot be loaded; the search goes on.
-func (f *finder) unloadable(parent blob.ID, sn *repo.Snapshot) error {
-	f.p.S("Unable to load tree %s", parent)
-	f.p.S(" ... which belongs to snapshot %s", sn.ID())
-	return walk.SkipNode
-}
-
-func (f *finder) findInSnapshot(ctx context.Context, sn *repo.Snapshot) error {
+// walkSnapshot walks a snapshot's tree, the root first (n nil). A tree
+// that cannot be loaded is reported and skipped; the search goes on.
+func (f *finder) walkSnapshot(ctx context.Context, sn *repo.Snapshot, visit func(parent blob.ID, p string, n *tree.Node) error) error {
 	if sn.Tree == nil {
 		return fmt.Errorf("snapshot %v has no tree", sn.ID().Str())
 	}
 	f.out.cur = sn
 	return walk.Walk(ctx, f.r, *sn.Tree, func(parent blob.ID, p string, n *tree.Node, loadErr error) error {
 		if loadErr != nil {
-			return f.unloadable(parent, sn)
+			f.p.S("Unable to load tree %s", parent)
+			f.p.S(" ... which belongs to snapshot %s", sn.ID())
+			return walk.SkipNode
 		}
+		return visit(parent, p, n)
+	})
+}
+
+// anyPattern reports whether test holds for one of the patterns.
+func (f *finder) anyPattern(test func(findPattern) (bool, error)) (bool, error) {
+	for _, pat := range f.patterns {
+		ok, err := test(pat)
+		if ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+func (f *finder) findInSnapshot(ctx context.Context, sn *repo.Snapshot) error {
+	return f.walkSnapshot(ctx, sn, func(_ blob.ID, p string, n *tree.Node) error {
 		if n == nil {
 			return nil
 		}
@@ -376,29 +382,15 @@ func (f *finder) findInSnapshot(ctx context.Context, sn *repo.Snapshot) error {
 		if f.lower {
 			norm = strings.ToLower(p)
 		}
-		matched := false
-		for _, pat := range f.patterns {
-			ok, err := pat.Match(norm)
-			if err != nil {
-				return err
-			}
-			if ok {
-				matched = true
-				break
-			}
+		matched, err := f.anyPattern(func(pat findPattern) (bool, error) { return pat.Match(norm) })
+		if err != nil {
+			return err
 		}
 		var noMatch error
 		if n.Type == tree.TypeDir {
-			childMay := false
-			for _, pat := range f.patterns {
-				ok, err := pat.ChildMayMatch(norm)
-				if err != nil {
-					return err
-				}
-				if ok {
-					childMay = true
-					break
-				}
+			childMay, err := f.anyPattern(func(pat findPattern) (bool, error) { return pat.ChildMayMatch(norm) })
+			if err != nil {
+				return err
 			}
 			if !childMay {
 				noMatch = walk.SkipNode
@@ -440,14 +432,7 @@ func (f *finder) findTree(id blob.ID, p string) error {
 }
 
 func (f *finder) findIDs(ctx context.Context, sn *repo.Snapshot) error {
-	if sn.Tree == nil {
-		return fmt.Errorf("snapshot %v has no tree", sn.ID().Str())
-	}
-	f.out.cur = sn
-	return walk.Walk(ctx, f.r, *sn.Tree, func(parent blob.ID, p string, n *tree.Node, loadErr error) error {
-		if loadErr != nil {
-			return f.unloadable(parent, sn)
-		}
+	return f.walkSnapshot(ctx, sn, func(parent blob.ID, p string, n *tree.Node) error {
 		if n == nil {
 			if p == "/" && f.treeIDs != nil {
 				return f.findTree(parent, "/")

@@ -23,6 +23,18 @@ const (
 	statsRawData         = "raw-data"
 )
 
+// readOnlyExitStatus ends the help of the commands that only read a
+// repository (stats, diff, find, dump): restic's exit codes for them.
+const readOnlyExitStatus = `EXIT STATUS
+===========
+
+Exit status is 0 if the command was successful.
+Exit status is 1 if there was any error.
+Exit status is 10 if the repository does not exist.
+Exit status is 11 if the repository is already locked.
+Exit status is 12 if the password is incorrect.
+`
+
 type statsOptions struct {
 	filter snapshotFilterFlags
 	Mode   string
@@ -51,15 +63,7 @@ modes chosen with --mode:
 Without snapshot IDs all snapshots matching --host, --tag and --path are
 counted; the special ID "latest" is the latest of them.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + readOnlyExitStatus,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runStats(c.Context(), a, opts, args)
