@@ -60,16 +60,16 @@ func newRepairBase(t *testing.T, maker string) *repairBase {
 		o := oracleFor(t).InDir(b.src)
 		b.dir = filepath.Join(t.TempDir(), "repo")
 		o.Init(b.dir, 2)
-		o.Backup(b.dir, []string{"."}, "--host", repairHost)
-		writeFiles(t, b.src, second)
-		o.Backup(b.dir, []string{"."}, "--host", repairHost)
 		// Swap restic's key for one with cheap key derivation (same
-		// password and master key), so that each of the many commands
-		// below opens the repository in milliseconds.
+		// password and master key), so that each of the many restic
+		// commands opens the repository in milliseconds.
 		r := openRepo(t, b.dir)
 		if _, err := r.ChangePassword(context.Background(), testPassword, repo.KeyOptions{Username: "test", Hostname: "test", Params: &crypto.TestParams}); err != nil {
 			t.Fatal(err)
 		}
+		o.Backup(b.dir, []string{"."}, "--host", repairHost)
+		writeFiles(t, b.src, second)
+		o.Backup(b.dir, []string{"."}, "--host", repairHost)
 	case "cairn":
 		b.dir = newRepo(t)
 		r := newRunner(t).with("RESTIC_PASSWORD=" + testPassword).inDir(b.src)
