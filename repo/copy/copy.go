@@ -166,34 +166,20 @@ func (c *copier) copyTree(ctx context.Context, w *repo.BlobWriter, sn *repo.Snap
 	}
 	wantData := map[blob.ID]struct{}{}
 
-	// Trees level by level, each level loaded in parallel. The tree bytes
-	// are stored as they are, never re-encoded, so the copy has the same
-	// IDs whatever the encoder would write today.
-	level := []blob.ID{*sn.Tree}
-	for len(level) > 0 {
-		trees := make([]*tree.Tree, len(level))
-		raws := make([][]byte, len(level))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(int(max(1, c.src.Backend().Connections())))
-		for i, id := range level {
-			g.Go(func() error {
-				buf, err := c.src.LoadBlob(gctx, blob.TreeBlob, id, nil)
-				if err != nil {
-					return fmt.Errorf("load tree %s: %w", id.Str(), err)
-				}
-				t, err := tree.Decode(buf)
-				if err != nil {
-					return fmt.Errorf("decode tree %s: %w", id.Str(), err)
-				}
-				trees[i], raws[i] = t, buf
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
+	// Trees breadth first, loaded in parallel. The tree bytes are stored
+	// as they are, never re-encoded, so the copy has the same IDs whatever
+	// the encoder would write today.
+	todo := []blob.ID{*sn.Tree}
+	for len(todo) > 0 {
+		// A bounded number of trees in memory at once, however wide the
+		// snapshot; the queue holds only IDs.
+		chunk := todo[:min(len(todo), treesAtOnce)]
+		todo = todo[len(chunk):]
+		trees, raws, err := c.loadTrees(ctx, chunk)
+		if err != nil {
 			return 0, err
 		}
-		var next []blob.ID
-		for i, id := range level {
+		for i, id := range chunk {
 			if need(blob.Handle{ID: id, Type: blob.TreeBlob}) {
 				if _, err := w.SaveBlob(ctx, blob.TreeBlob, raws[i], id); err != nil {
 					return 0, fmt.Errorf("save tree %s: %w", id.Str(), err)
@@ -213,18 +199,47 @@ func (c *copier) copyTree(ctx context.Context, w *repo.BlobWriter, sn *repo.Snap
 				if n.Subtree != nil {
 					if _, seen := c.visited[*n.Subtree]; !seen {
 						c.visited[*n.Subtree] = struct{}{}
-						next = append(next, *n.Subtree)
+						todo = append(todo, *n.Subtree)
 					}
 				}
 			}
 		}
-		level = next
 	}
 	plan.Packs = len(packs)
 	if c.opts.Planned != nil {
 		c.opts.Planned(sn, plan)
 	}
 	return plan.Bytes, c.copyData(ctx, w, wantData)
+}
+
+// treesAtOnce bounds the trees loaded and held at a time.
+const treesAtOnce = 256
+
+// loadTrees loads and decodes the trees ids in parallel, keeping the raw
+// bytes, which are what gets copied.
+func (c *copier) loadTrees(ctx context.Context, ids []blob.ID) ([]*tree.Tree, [][]byte, error) {
+	trees := make([]*tree.Tree, len(ids))
+	raws := make([][]byte, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(int(max(1, c.src.Backend().Connections())))
+	for i, id := range ids {
+		g.Go(func() error {
+			buf, err := c.src.LoadBlob(gctx, blob.TreeBlob, id, nil)
+			if err != nil {
+				return fmt.Errorf("load tree %s: %w", id.Str(), err)
+			}
+			t, err := tree.Decode(buf)
+			if err != nil {
+				return fmt.Errorf("decode tree %s: %w", id.Str(), err)
+			}
+			trees[i], raws[i] = t, buf
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return trees, raws, nil
 }
 
 // copyData copies the data blobs, reading each source pack once (in
