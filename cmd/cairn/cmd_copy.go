@@ -135,12 +135,6 @@ func runCopy(ctx context.Context, a *app, opts copyOptions, args []string) error
 		return ctx.Err()
 	}
 
-	if err := src.EnsureIndex(ctx, nil); err != nil {
-		return err
-	}
-	if err := dst.EnsureIndex(ctx, nil); err != nil {
-		return err
-	}
 	var batch int
 	_, err = repocopy.Snapshots(ctx, src, dst, missing, repocopy.Options{
 		Started: func(sn *repo.Snapshot) {
