@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/oracle"
@@ -23,9 +24,32 @@ type pruneFixture struct {
 	o        *oracle.Restic
 }
 
+// The fixture is built once per test binary, below the directory that
+// TestMain removes at the end; each test copies the repository.
+var (
+	pruneFixtureOnce  sync.Once
+	pruneFixtureBuilt *pruneFixture
+)
+
 func newPruneFixture(t *testing.T) *pruneFixture {
 	t.Helper()
-	f := &pruneFixture{dir: newRepo(t), src: filepath.Join(t.TempDir(), "src"), o: oracleFor(t)}
+	pruneFixtureOnce.Do(func() { pruneFixtureBuilt = buildPruneFixture(t) })
+	if pruneFixtureBuilt == nil {
+		t.Fatal("building the prune fixture failed in an earlier test")
+	}
+	return &pruneFixture{dir: pruneFixtureBuilt.dir, src: pruneFixtureBuilt.src, o: oracleFor(t)}
+}
+
+func buildPruneFixture(t *testing.T) *pruneFixture {
+	t.Helper()
+	base := filepath.Join(filepath.Dir(cairnBin), "prune-fixture")
+	f := &pruneFixture{dir: filepath.Join(base, "repo"), src: filepath.Join(base, "src"), o: oracleFor(t)}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", newRepo(t), f.dir).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
 	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+f.dir)
 	rng := rand.New(rand.NewPCG(7, 11))
 	for round := range 7 {
@@ -410,4 +434,32 @@ func neededDataPack(t *testing.T, o *oracle.Restic, dir, src string) (packID, in
 	}
 	t.Fatal("data blob not found in the index")
 	return "", ""
+}
+
+// TestRunForgetPrune: a job whose forget step has --prune backs up, forgets
+// and prunes; restic checks every byte afterwards.
+func TestRunForgetPrune(t *testing.T) {
+	f := newPruneFixture(t)
+	dir := copyRepo(t, f.dir)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	size := dataSize(t, dir)
+	cfg := filepath.Join(t.TempDir(), "job.yaml")
+	writeJobFile(t, cfg, `
+sources:
+  - name: data
+    host: h
+    paths: [`+f.src+`]
+forget: [--keep-last, "1", --prune, --max-unused, "0"]
+`)
+	res := r.ok("run", "--config", cfg)
+	if !strings.Contains(res.stdout+res.stderr, "running prune") {
+		t.Errorf("no prune in the job's output:\n%s", res)
+	}
+	f.o.MustCheck(dir, true)
+	if n := len(f.o.List(dir, "snapshots")); n != 1 {
+		t.Errorf("%d snapshots left, want 1", n)
+	}
+	if after := dataSize(t, dir); after >= size {
+		t.Errorf("packs take %d bytes after the job, %d before", after, size)
+	}
 }
