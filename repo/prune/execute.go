@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -91,6 +92,9 @@ func (p *Plan) Execute(ctx context.Context) error {
 		}
 	}
 
+	// The copy's garbage goes before the index rewrite, which needs the
+	// old and the new index in memory at once.
+	runtime.GC()
 	drop := make(map[blob.ID]struct{}, len(p.ignore)+len(p.remove))
 	for id := range p.ignore {
 		drop[id] = struct{}{}
@@ -208,12 +212,19 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	work := make(chan blob.ID)
+	type job struct {
+		id    blob.ID
+		blobs []pack.Blob
+	}
+	work := make(chan job)
 	g.Go(func() error {
 		defer close(work)
 		for _, id := range p.RepackPacks() {
+			// Handed out and forgotten: the lists go as the copy proceeds.
+			j := job{id, byPack[id]}
+			delete(byPack, id)
 			select {
-			case work <- id:
+			case work <- j:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
@@ -228,8 +239,8 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 				return err
 			}
 			defer dec.Close()
-			for id := range work {
-				if err := copyPack(gctx, r, w, dec, id, byPack[id], take); err != nil {
+			for j := range work {
+				if err := copyPack(gctx, r, w, dec, j.id, j.blobs, take); err != nil {
 					return err
 				}
 			}

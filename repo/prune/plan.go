@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -126,6 +127,8 @@ func NewPlan(ctx context.Context, r *repo.Repository, opts Options) (*Plan, erro
 		})
 		p.keep = used
 	}
+	// The walk's and the counting's garbage goes before Execute allocates.
+	runtime.GC()
 	return p, nil
 }
 
