@@ -59,6 +59,9 @@ func TestDumpLikeRestic(t *testing.T) {
 			t.Errorf("%v: only %d bytes", args, len(c.stdout))
 		}
 	}
+	// A version 1 repository (uncompressed blobs) gives the same archive.
+	newInspectRun(t, f.v1).same("dump", f.v1ID, "/")
+
 	// The archive holds what was backed up.
 	c, _ := x.both("dump", s0, f.src+"/files")
 	entries := tarEntries(t, []byte(c.stdout))

@@ -44,6 +44,7 @@ func TestFindLikeRestic(t *testing.T) {
 		}
 	}
 	x.same("find", "--long", "--human-readable", "*.bin", "*.img")
+	newInspectRun(t, f.v1).same("--json", "find", "*")
 	if out := x.same("find", "percent*"); !strings.Contains(out, "%!s(MISSING)") {
 		t.Errorf("find percent* printed\n%s", out)
 	}
@@ -52,8 +53,8 @@ func TestFindLikeRestic(t *testing.T) {
 	files := x.o.CatTree(f.v2, s0+":"+f.src+"/files")
 	var blobID, treeID string
 	for _, n := range files.Nodes {
-		if n.Name == "random.bin" && len(n.Content) > 1 {
-			blobID = n.Content[1]
+		if n.Name == "random.bin" && len(n.Content) > 0 {
+			blobID = n.Content[len(n.Content)-1]
 		}
 	}
 	dirs := x.o.CatTree(f.v2, s0+":"+f.src)
