@@ -97,7 +97,7 @@ func runDump(ctx context.Context, a *app, opts dumpOptions, args []string) error
 		out = f
 		archiveOK = func() error { return nil }
 	}
-	d := dump.New(r, out, dump.Options{})
+	d := dump.New(r, out, dump.Options{Workers: int(r.Backend().Connections())})
 	if err := dumpPath(ctx, r, d, format, root, rootTree, "/", components, archiveOK); err != nil {
 		return fmt.Errorf("cannot dump file: %v", err)
 	}

@@ -67,12 +67,14 @@ func (d *Dumper) WriteFile(ctx context.Context, n *tree.Node) error {
 	return d.writeContent(ctx, d.w, n)
 }
 
-// writeContent loads up to d.workers blobs ahead of the one being written.
+// writeContent loads up to d.workers blobs at once, ahead of the one being
+// written, and writes them in order.
 func (d *Dumper) writeContent(ctx context.Context, w io.Writer, n *tree.Node) error {
 	if len(n.Content) == 0 {
 		return nil
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.workers + 1) // the loaders and the writer
 	pending := make(chan chan []byte, d.workers)
 	g.Go(func() error {
 		for ch := range pending {
@@ -88,23 +90,24 @@ func (d *Dumper) writeContent(ctx context.Context, w io.Writer, n *tree.Node) er
 		}
 		return nil
 	})
-	g.Go(func() error {
-		defer close(pending)
-		for _, id := range n.Content {
-			ch := make(chan []byte, 1)
-			select {
-			case pending <- ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+queue:
+	for _, id := range n.Content {
+		ch := make(chan []byte, 1) // a loader never waits for the writer
+		g.Go(func() error {
 			buf, err := d.l.LoadBlob(ctx, blob.DataBlob, id, nil)
 			if err != nil {
 				return fmt.Errorf("load data blob %s of %q: %w", id.Str(), n.Name, err)
 			}
 			ch <- buf
+			return nil
+		})
+		select {
+		case pending <- ch:
+		case <-ctx.Done():
+			break queue
 		}
-		return nil
-	})
+	}
+	close(pending)
 	return g.Wait()
 }
 
