@@ -16,7 +16,8 @@ import (
 	"github.com/cairn-backup/cairn/repo/walk"
 )
 
-// Loader loads trees and data blobs; *repo.Repository is one.
+// Loader loads trees and data blobs, from several goroutines at once;
+// *repo.Repository is one.
 type Loader interface {
 	walk.TreeLoader
 	LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf []byte) ([]byte, error)

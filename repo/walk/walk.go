@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/tree"
 )
@@ -84,40 +86,59 @@ func walk(ctx context.Context, l TreeLoader, prefix string, id blob.ID, t *tree.
 	return nil
 }
 
+// treeWorkers is how many trees UsedBlobs loads at once: enough to hide
+// the latency of a remote backend, few enough not to flood it.
+const treeWorkers = 8
+
 // UsedBlobs adds to set every blob the trees roots reference: the trees
 // themselves, their subtrees and the data blobs of their files. A tree
 // already in set is not loaded again, so calling it once per snapshot with
-// the same set loads each shared tree once.
+// the same set loads each shared tree once. The trees of one level are
+// loaded concurrently; l must allow that.
 func UsedBlobs(ctx context.Context, l TreeLoader, roots []blob.ID, set map[blob.Handle]struct{}) error {
-	queue := append([]blob.ID(nil), roots...)
-	for len(queue) > 0 {
-		if err := ctx.Err(); err != nil {
+	level := roots
+	for len(level) > 0 {
+		// The trees of this level not seen before, each once.
+		var todo []blob.ID
+		for _, id := range level {
+			h := blob.Handle{ID: id, Type: blob.TreeBlob}
+			if _, seen := set[h]; !seen {
+				set[h] = struct{}{}
+				todo = append(todo, id)
+			}
+		}
+		trees := make([]*tree.Tree, len(todo))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(treeWorkers)
+		for i, id := range todo {
+			g.Go(func() error {
+				t, err := l.LoadTree(gctx, id)
+				if err != nil {
+					return fmt.Errorf("load tree %s: %w", id.Str(), err)
+				}
+				trees[i] = t
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return err
 		}
-		id := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		h := blob.Handle{ID: id, Type: blob.TreeBlob}
-		if _, seen := set[h]; seen {
-			continue
-		}
-		set[h] = struct{}{}
-		t, err := l.LoadTree(ctx, id)
-		if err != nil {
-			return fmt.Errorf("load tree %s: %w", id.Str(), err)
-		}
-		for _, n := range t.Nodes() {
-			switch n.Type {
-			case tree.TypeFile:
-				for _, c := range n.Content {
-					set[blob.Handle{ID: c, Type: blob.DataBlob}] = struct{}{}
+		level = nil
+		for i, t := range trees {
+			for _, n := range t.Nodes() {
+				switch n.Type {
+				case tree.TypeFile:
+					for _, c := range n.Content {
+						set[blob.Handle{ID: c, Type: blob.DataBlob}] = struct{}{}
+					}
+				case tree.TypeDir:
+					if n.Subtree == nil {
+						return fmt.Errorf("tree %s: directory %q has no subtree", todo[i].Str(), n.Name)
+					}
+					level = append(level, *n.Subtree)
 				}
-			case tree.TypeDir:
-				if n.Subtree == nil {
-					return fmt.Errorf("tree %s: directory %q has no subtree", id.Str(), n.Name)
-				}
-				queue = append(queue, *n.Subtree)
 			}
 		}
 	}
-	return nil
+	return ctx.Err()
 }
