@@ -57,6 +57,10 @@ type KeyOptions struct {
 	Params *crypto.Params
 }
 
+// defaultKeyParams replaces calibration when set; only a binary built with
+// the cairn_testkdf tag sets it (see testkdf.go).
+var defaultKeyParams *crypto.Params
+
 func (o KeyOptions) withDefaults(ctx context.Context) (KeyOptions, crypto.Params, error) {
 	if o.Username == "" {
 		if u, err := user.Current(); err == nil {
@@ -65,6 +69,9 @@ func (o KeyOptions) withDefaults(ctx context.Context) (KeyOptions, crypto.Params
 	}
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
+	}
+	if o.Params == nil {
+		o.Params = defaultKeyParams
 	}
 	if o.Params != nil {
 		return o, *o.Params, o.Params.Validate()

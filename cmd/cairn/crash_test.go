@@ -1,0 +1,372 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/internal/oracle"
+	"github.com/cairn-backup/cairn/internal/testserver"
+)
+
+// Crash safety: every command is SIGKILLed at each of its requests to
+// rest-server (before it is forwarded, with half an upload sent, after the
+// server answered), before each of its reads, and at timer points in
+// between. After every kill restic check accepts the repository, the same
+// command succeeds when run again without an unlock, and restic accepts the
+// result. The harness is in crashharness_test.go; the behaviour is
+// documented in docs/maintenance.md ("crash safety").
+
+// crashMinPoints is how many kills each command's series must reach.
+const crashMinPoints = 50
+
+// crashSource writes a tree for backups: three files of a few MiB (so that
+// a backup with --pack-size 4 uploads several data packs) and small files
+// in nested directories (several tree blobs).
+func crashSource(t *testing.T, dir string, seed int) {
+	t.Helper()
+	files := map[string]string{}
+	for i := range 3 {
+		big := make([]byte, 2<<20+i*100_000)
+		fillRandom(big)
+		files[fmt.Sprintf("big-%d-%d", seed, i)] = string(big)
+	}
+	for i := range 12 {
+		files[fmt.Sprintf("d%d/sub%d/small-%d-%d.txt", i%3, i%2, seed, i)] = fmt.Sprintf("small file %d of round %d\n", i, seed)
+	}
+	writeFiles(t, dir, files)
+}
+
+// restoresTo returns a verify function: restic restores the latest
+// snapshot byte-identical to src.
+func restoresTo(src string) func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+	return func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+		t.Helper()
+		target := t.TempDir()
+		o.MustRun(pt.dir, "--no-lock", "restore", "latest", "--target", target)
+		sameFiles(t, "restic", src, target)
+	}
+}
+
+func TestCrashBackup(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	proxy := newCrashProxy(t, srv)
+
+	t.Run("initial", func(t *testing.T) {
+		src := t.TempDir()
+		crashSource(t, src, 1)
+		s := &crashSeries{
+			name: "backup-initial", srv: srv, proxy: proxy, base: newRepo(t),
+			args:      []string{"backup", "--pack-size", "4", src},
+			verify:    restoresTo(src),
+			minPoints: crashMinPoints,
+		}
+		s.sweep(t)
+	})
+
+	t.Run("incremental", func(t *testing.T) {
+		src := t.TempDir()
+		crashSource(t, src, 1)
+		base := newRepo(t)
+		newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+base).ok("backup", src)
+		// New and changed files on top of the first snapshot: the
+		// incremental run uploads only these, with the first as parent.
+		crashSource(t, src, 2)
+		if err := os.WriteFile(filepath.Join(src, "d0", "sub0", "small-1-0.txt"), []byte("changed\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := &crashSeries{
+			name: "backup-incremental", srv: srv, proxy: proxy, base: base,
+			args:      []string{"backup", "--pack-size", "4", src},
+			verify:    restoresTo(src),
+			minPoints: crashMinPoints,
+		}
+		s.sweep(t)
+	})
+}
+
+// manySnapshots backs src up into dir once and saves n-1 more snapshots of
+// the same tree, an hour apart, through the library (much faster than n
+// backups). Commands that rewrite or remove snapshots get many mutations
+// from them.
+func manySnapshots(t *testing.T, dir, src string, n int) {
+	t.Helper()
+	newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir).ok("backup", src)
+	r := openRepo(t, dir)
+	ctx := t.Context()
+	list, err := r.Snapshots(ctx, nil)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("snapshots: %d, %v", len(list), err)
+	}
+	for i := 1; i < n; i++ {
+		sn := *list[0]
+		sn.Time = sn.Time.Add(-time.Duration(i) * time.Hour)
+		sn.Summary = nil
+		if _, err := r.SaveSnapshot(ctx, &sn); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// backupRounds backs up n different small trees into dir, four at a time,
+// and returns their directories in the order of their snapshots' times.
+// All share four files; each has four of its own. Every file is one blob
+// and blobs go to one of two packs at random, so most packs mix shared
+// blobs with a round's own: when the round is forgotten, prune must
+// repack them.
+func backupRounds(t *testing.T, dir string, n int) []string {
+	t.Helper()
+	shared := map[string]string{}
+	for i := range 4 {
+		b := make([]byte, 60_000)
+		fillRandom(b)
+		shared[fmt.Sprintf("shared-%d.bin", i)] = string(b)
+	}
+	srcs := make([]string, n)
+	for i := range srcs {
+		srcs[i] = t.TempDir()
+		files := maps.Clone(shared)
+		for j := range 4 {
+			b := make([]byte, 50_000)
+			fillRandom(b)
+			files[fmt.Sprintf("own-%d.bin", j)] = string(b)
+		}
+		files["d/small.txt"] = fmt.Sprintf("round %d\n", i)
+		files["d/e/more.txt"] = fmt.Sprintf("more %d\n", i)
+		writeFiles(t, srcs[i], files)
+	}
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			// Times an hour apart keep the order forget and "latest" see
+			// independent of which backup finished first.
+			results[i] = r.run("backup", "--time", time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC).Format("2006-01-02 15:04:05"), srcs[i])
+		}()
+	}
+	wg.Wait()
+	for _, res := range results {
+		if res.code != 0 {
+			t.Fatalf("%s", res)
+		}
+	}
+	return srcs
+}
+
+// snapshotCount is a verify function: restic lists n snapshots.
+func snapshotCount(n int) func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+	return func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+		t.Helper()
+		if got := o.Snapshots(pt.dir, "--no-lock"); len(got) != n {
+			t.Errorf("restic lists %d snapshots, want %d", len(got), n)
+		}
+	}
+}
+
+func TestCrashForget(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"a": "a", "d/b": "b"})
+	base := newRepo(t)
+	manySnapshots(t, base, src, 30)
+	s := &crashSeries{
+		name: "forget", srv: srv, proxy: newCrashProxy(t, srv), base: base,
+		// 27 snapshot files deleted one by one.
+		args:      []string{"forget", "--keep-last", "3"},
+		verify:    snapshotCount(3),
+		minPoints: crashMinPoints,
+	}
+	s.sweep(t)
+}
+
+func TestCrashTag(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"a": "a", "d/b": "b"})
+	base := newRepo(t)
+	const n = 12
+	manySnapshots(t, base, src, n)
+	before := oracleFor(t).Snapshots(base)
+	s := &crashSeries{
+		name: "tag", srv: srv, proxy: newCrashProxy(t, srv), base: base,
+		// Each snapshot is saved anew with the tag, then the old one goes.
+		args: []string{"tag", "--add", "crashed"},
+		verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+			// A kill between saving a tagged copy and deleting the
+			// original leaves both; the second run tags the original
+			// again, which makes a second tagged copy (a new file: the
+			// encryption differs). restic's tag does the same. So one
+			// snapshot may be there twice, but every original is there,
+			// tagged, and no untagged one is left.
+			list := o.Snapshots(pt.dir, "--no-lock")
+			if len(list) != n && len(list) != n+1 {
+				t.Errorf("restic lists %d snapshots, want %d (or one more)", len(list), n)
+			}
+			originals := map[string]bool{}
+			for _, sn := range list {
+				if !slices.Contains(sn.Tags, "crashed") || sn.Original == "" {
+					t.Errorf("snapshot %s: tags %v, original %q", sn.ShortID, sn.Tags, sn.Original)
+				}
+				originals[sn.Original] = true
+			}
+			for _, sn := range before {
+				if !originals[sn.ID] {
+					t.Errorf("snapshot %s was lost", sn.ShortID)
+				}
+			}
+		},
+		minPoints: crashMinPoints,
+	}
+	s.sweep(t)
+}
+
+// The base of the prune, repair and check series: 12 rounds of backups,
+// the first 8 forgotten, so that prune deletes whole packs, repacks packs
+// that are partly used (the shared file) and replaces 12 index files.
+func pruneBase(t *testing.T) (base string, kept []string) {
+	t.Helper()
+	base = newRepo(t)
+	srcs := backupRounds(t, base, 12)
+	newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+base).
+		ok("forget", "--group-by", "", "--keep-last", "4")
+	return base, srcs[8:]
+}
+
+// duplicatePacks are restic check's notices for packs listed in more than
+// one index file.
+var duplicatePacks = regexp.MustCompile(`(?i)contained in several indexes|duplicate packs are non-critical|^\s*$`)
+
+func TestCrashPrune(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	base, kept := pruneBase(t)
+	s := &crashSeries{
+		name: "prune", srv: srv, proxy: newCrashProxy(t, srv), base: base,
+		args: []string{"prune", "--max-unused", "0"},
+		verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+			// The second prune finished the job: nothing unreferenced is
+			// left, not even the killed run's half-done repack. Packs in
+			// two index files may stay (killed while deleting old index
+			// files, and the second run had no pack to drop from the
+			// index, so it did not rewrite it: restic 0.19's prune
+			// decides the same way).
+			resticAccepts(t, o, pt.dir, duplicatePacks, "after the second prune", false, "--no-lock")
+			snapshotCount(4)(t, o, pt)
+			restoresTo(kept[len(kept)-1])(t, o, pt)
+		},
+		minPoints: crashMinPoints,
+	}
+	s.sweep(t)
+}
+
+func TestCrashRepairIndex(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	base, kept := pruneBase(t)
+	s := &crashSeries{
+		name: "repair-index", srv: srv, proxy: newCrashProxy(t, srv), base: base,
+		args:      []string{"repair", "index"},
+		verify:    restoresTo(kept[len(kept)-1]),
+		minPoints: crashMinPoints,
+	}
+	s.sweep(t)
+}
+
+// check changes nothing but its lock; a kill anywhere is harmless.
+func TestCrashCheck(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	base, _ := pruneBase(t)
+	s := &crashSeries{
+		name: "check", srv: srv, proxy: newCrashProxy(t, srv), base: base,
+		args:      []string{"check"},
+		minPoints: crashMinPoints,
+	}
+	s.sweep(t)
+}
+
+func TestCrashCopy(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	from := newRepo(t)
+	srcs := backupRounds(t, from, 8)
+	s := &crashSeries{
+		name: "copy", srv: srv, proxy: newCrashProxy(t, srv), base: newRepo(t),
+		// The source is read directly; the proxy sees the destination.
+		args: []string{"copy", "--from-repo", from},
+		verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+			snapshotCount(8)(t, o, pt)
+			restoresTo(srcs[len(srcs)-1])(t, o, pt)
+		},
+		minPoints: crashMinPoints,
+	}
+	s.env = []string{"RESTIC_FROM_PASSWORD=" + testPassword}
+	s.sweep(t)
+}
+
+func TestCrashKey(t *testing.T) {
+	bin, err := cheapKDFBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	proxy := newCrashProxy(t, srv)
+	const newPassword = "new password after the crash"
+	pwFile := filepath.Join(t.TempDir(), "new-password")
+	if err := os.WriteFile(pwFile, []byte(newPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("add", func(t *testing.T) {
+		s := &crashSeries{
+			name: "key-add", srv: srv, proxy: proxy, base: newRepo(t), bin: bin,
+			args: []string{"key", "add", "--new-password-file", pwFile},
+			verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+				if keys := o.KeyList(pt.dir); len(keys) < 2 {
+					t.Errorf("%d keys, want the old one and at least one new", len(keys))
+				}
+				o.WithPassword(newPassword).MustRun(pt.dir, "--no-lock", "cat", "config")
+			},
+			minPoints: crashMinPoints,
+		}
+		s.sweep(t)
+	})
+
+	t.Run("passwd", func(t *testing.T) {
+		s := &crashSeries{
+			name: "key-passwd", srv: srv, proxy: proxy, base: newRepo(t), bin: bin,
+			args: []string{"key", "passwd", "--new-password-file", pwFile},
+			// Never locked out: the old or the new password opens the
+			// repository wherever the change was killed.
+			passwords: []string{testPassword, newPassword},
+			// A kill after the old key was removed leaves only the new
+			// password working: the command is done, and run again with
+			// the new password it changes the password to itself.
+			again: func(t *testing.T, s *crashSeries, r *runner, pt *pointRepo) string {
+				res := s.run(t, r, s.args...)
+				if res.code == exitWrongPassword {
+					res = s.run(t, r.with("RESTIC_PASSWORD="+newPassword), s.args...)
+				}
+				if res.code != 0 {
+					t.Fatalf("second run: %s", res)
+				}
+				return newPassword
+			},
+			verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+				if res := o.WithPassword(testPassword).Run(pt.dir, "--no-lock", "cat", "config"); res.ExitCode != exitWrongPassword {
+					t.Errorf("the old password still opens the repository (restic exit %d)", res.ExitCode)
+				}
+			},
+			minPoints: crashMinPoints,
+		}
+		s.sweep(t)
+	})
+}
