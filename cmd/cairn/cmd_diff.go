@@ -318,6 +318,22 @@ func (d *differ) oneSide(ctx context.Context, mod, prefix string, n *tree.Node, 
 }
 
 func (d *differ) printDir(ctx context.Context, mod string, s *diffStat, blobs blobSet, prefix string, id blob.ID) error {
+	return d.below(ctx, prefix, id, func(name string, n *tree.Node) {
+		d.change(name, mod)
+		s.add(n)
+		blobs.addNodeBlobs(n)
+	})
+}
+
+// collect records every blob below tree id.
+func (d *differ) collect(ctx context.Context, blobs blobSet, id blob.ID) error {
+	return d.below(ctx, "/", id, func(_ string, n *tree.Node) { blobs.addNodeBlobs(n) })
+}
+
+// below calls fn for every node below tree id, depth first, with its path
+// (a directory's ends in "/"). Like restic, it reports a subtree that
+// cannot be loaded and goes on; it returns only its own tree's error.
+func (d *differ) below(ctx context.Context, prefix string, id blob.ID, fn func(name string, n *tree.Node)) error {
 	t, err := d.r.LoadTree(ctx, id)
 	if err != nil {
 		return err
@@ -330,29 +346,9 @@ func (d *differ) printDir(ctx context.Context, mod string, s *diffStat, blobs bl
 		if n.Type == tree.TypeDir {
 			name += "/"
 		}
-		d.change(name, mod)
-		s.add(n)
-		blobs.addNodeBlobs(n)
+		fn(name, n)
 		if n.Type == tree.TypeDir && n.Subtree != nil {
-			d.nested(d.printDir(ctx, mod, s, blobs, name, *n.Subtree))
-		}
-	}
-	return ctx.Err()
-}
-
-// collect records every blob below tree id.
-func (d *differ) collect(ctx context.Context, blobs blobSet, id blob.ID) error {
-	t, err := d.r.LoadTree(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, n := range t.Nodes() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		blobs.addNodeBlobs(n)
-		if n.Type == tree.TypeDir && n.Subtree != nil {
-			d.nested(d.collect(ctx, blobs, *n.Subtree))
+			d.nested(d.below(ctx, name, *n.Subtree, fn))
 		}
 	}
 	return ctx.Err()
