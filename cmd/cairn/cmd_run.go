@@ -196,6 +196,8 @@ type jobResult struct {
 	Name string `json:"name,omitempty"`
 	// Check is the check step's outcome, when it ran.
 	Check *checkResult `json:"check,omitempty"`
+	// Prune is the prune step's outcome, when it ran.
+	Prune *pruneResult `json:"prune,omitempty"`
 
 	// repository is the location without its password, for the metrics'
 	// labels only: the webhook body carries no location.
@@ -259,8 +261,9 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 			}
 		}
 		if cfg.Prune != nil && res.ExitCode == 0 && ctx.Err() == nil {
-			if code, msg := runLoggedSelf(ctx, self, log, "prune", append(childGlobals(a, "prune"), cfg.Prune.Args...)); code != 0 {
-				fail(code, "prune: "+msg)
+			res.Prune = runPruneStep(ctx, self, a, log, *cfg.Prune)
+			if res.Prune.ExitCode != 0 {
+				fail(res.Prune.ExitCode, "prune: "+res.Prune.Error)
 			}
 		}
 		if cfg.Check != nil && (res.ExitCode == 0 || res.ExitCode == exitIncomplete) && !preFailed && ctx.Err() == nil {

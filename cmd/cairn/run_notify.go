@@ -165,6 +165,12 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 		"cairn_check_success":                         "1 if the last check passed, else 0.",
 		"cairn_check_duration_seconds":                "Duration of the last check.",
 		"cairn_check_last_run_timestamp_seconds":      "End of the last check (Unix time).",
+		"cairn_prune_success":                         "1 if the last prune succeeded, else 0.",
+		"cairn_prune_duration_seconds":                "Duration of the last prune.",
+		"cairn_prune_last_run_timestamp_seconds":      "End of the last prune attempt (Unix time).",
+		"cairn_prune_last_success_timestamp_seconds":  "End of the last successful prune (Unix time).",
+		"cairn_prune_packs_deleted":                   "Pack files the last prune deleted.",
+		"cairn_prune_bytes_freed":                     "Bytes by which the last prune shrank the pack files (deleted minus repacked).",
 		"cairn_job_success":                           "1 if the whole run succeeded, else 0.",
 		"cairn_job_duration_seconds":                  "Duration of the whole run.",
 		"cairn_job_exit_code":                         "Exit status of the run.",
@@ -233,6 +239,22 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 			add("cairn_check_last_run_timestamp_seconds", l, now)
 			if c.NumErrors != nil {
 				add("cairn_check_errors", l, float64(*c.NumErrors))
+			}
+		}
+		if p := res.Prune; p != nil {
+			ok := 0.0
+			if p.ExitCode == 0 {
+				ok = 1
+				// Only on success: a failed prune keeps the earlier value
+				// on the Pushgateway (POST), so its age keeps counting.
+				add("cairn_prune_last_success_timestamp_seconds", l, now)
+			}
+			add("cairn_prune_success", l, ok)
+			add("cairn_prune_duration_seconds", l, p.Duration)
+			add("cairn_prune_last_run_timestamp_seconds", l, now)
+			if p.PacksDeleted != nil && p.BytesFreed != nil {
+				add("cairn_prune_packs_deleted", l, float64(*p.PacksDeleted))
+				add("cairn_prune_bytes_freed", l, float64(*p.BytesFreed))
 			}
 		}
 		if res.stats != nil {

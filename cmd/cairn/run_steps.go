@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/backend/location"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 )
 
@@ -34,6 +36,21 @@ type checkResult struct {
 	// looked.
 	NumErrors *int    `json:"num_errors,omitempty"`
 	Duration  float64 `json:"duration_seconds"`
+}
+
+// pruneResult is the prune step's outcome, as the webhook and the metrics
+// tell it.
+type pruneResult struct {
+	ExitCode int     `json:"exit_code"`
+	Error    string  `json:"error,omitempty"`
+	Duration float64 `json:"duration_seconds"`
+	// PacksDeleted and BytesFreed compare the pack files listed before and
+	// after the step (prune prints no JSON to read them from): the packs
+	// that are gone, and by how much data/ shrank (the deleted packs minus
+	// those repacking wrote). nil when the step failed or a listing did not
+	// work, so no figure is reported that was not measured.
+	PacksDeleted *int   `json:"packs_deleted,omitempty"`
+	BytesFreed   *int64 `json:"bytes_freed,omitempty"`
 }
 
 // repoStats are the repository-wide figures the metrics report, read once
@@ -131,6 +148,72 @@ func runCheckStep(ctx context.Context, self string, a *app, l *slog.Logger, step
 	return cr
 }
 
+// runPruneStep runs `cairn prune ARGS` between two listings of the pack
+// files, whose difference becomes the step's figures. A failed listing
+// costs the figures, never the prune.
+func runPruneStep(ctx context.Context, self string, a *app, l *slog.Logger, step jobStep) *pruneResult {
+	var before map[blob.ID]int64
+	r, err := openForListing(ctx, a)
+	if err == nil {
+		defer r.Close()
+		before, err = packSizes(ctx, r)
+	}
+	if err != nil {
+		l.Warn("prune: pack files not listed before the step, no packs_deleted or bytes_freed", "error", err)
+	}
+	st := startStep(l, "prune")
+	stdout, stderr := childOutput(l, "step", "prune")
+	code, msg := runSelf(ctx, self, append(childGlobals(a, "prune"), step.Args...), stdout, stderr)
+	stdout.Close()
+	stderr.Close()
+	pr := &pruneResult{ExitCode: code, Error: msg}
+	var attrs []any
+	if code == 0 && before != nil {
+		after, err := packSizes(ctx, r)
+		if err != nil {
+			l.Warn("prune: pack files not listed after the step, no packs_deleted or bytes_freed", "error", err)
+		} else {
+			deleted, freed := 0, int64(0)
+			for id, size := range before {
+				if _, ok := after[id]; !ok {
+					deleted++
+					freed += size
+				}
+			}
+			for id, size := range after {
+				if _, ok := before[id]; !ok {
+					freed -= size
+				}
+			}
+			pr.PacksDeleted, pr.BytesFreed = &deleted, &freed
+			attrs = append(attrs, "packs_deleted", deleted, "bytes_freed", freed)
+		}
+	}
+	pr.Duration = st.end(code, msg, attrs...)
+	return pr
+}
+
+// packSizes lists the pack files (data/) with their sizes.
+func packSizes(ctx context.Context, r *repo.Repository) (map[blob.ID]int64, error) {
+	packs := map[blob.ID]int64{}
+	err := r.List(ctx, backend.PackFile, func(id blob.ID, size int64) error {
+		packs[id] = size
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pack files: %w", err)
+	}
+	return packs, nil
+}
+
+// openForListing opens the repository without a lock, for listings only.
+func openForListing(ctx context.Context, a *app) (*repo.Repository, error) {
+	if a.password == "" {
+		return nil, errors.New("no password in the environment (RESTIC_PASSWORD, RESTIC_PASSWORD_FILE or RESTIC_PASSWORD_COMMAND)")
+	}
+	return a.openRepository(ctx, a.mainRepo())
+}
+
 // repositoryLabel is the repository as the metrics name it: the location
 // from -r, --repository-file or $RESTIC_REPOSITORY, without its password.
 func repositoryLabel(a *app) string {
@@ -167,10 +250,7 @@ func addJobSecrets(a *app, webhookURL string) {
 // It takes no lock: it only lists and reads files that a concurrent
 // writer never changes in place.
 func collectRepoStats(ctx context.Context, a *app) (*repoStats, error) {
-	if a.password == "" {
-		return nil, errors.New("no password in the environment (RESTIC_PASSWORD, RESTIC_PASSWORD_FILE or RESTIC_PASSWORD_COMMAND)")
-	}
-	r, err := a.openRepository(ctx, a.mainRepo())
+	r, err := openForListing(ctx, a)
 	if err != nil {
 		return nil, err
 	}
