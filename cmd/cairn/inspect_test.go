@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/internal/oracle"
 	"github.com/cairn-backup/cairn/internal/testtree"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/blob"
 )
 
 // inspectRepos are the repositories the tests of the read-only commands
@@ -191,4 +192,65 @@ func truncateForLog(s string) string {
 		return s[:300] + "…"
 	}
 	return s
+}
+
+// With a tree missing (its pack file deleted) the commands fail or go on
+// as restic does: stats, diff and dump stop with exit 1, find reports the
+// tree it cannot load and goes on.
+func TestInspectMissingTree(t *testing.T) {
+	f := inspectFixture(t)
+	dir := filepath.Join(t.TempDir(), "repo")
+	if err := os.CopyFS(dir, os.DirFS(f.v2)); err != nil {
+		t.Fatal(err)
+	}
+	r := openRepo(t, dir)
+	if err := r.LoadIndex(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The pack of the tree of <src>/links in the first snapshot.
+	o := oracleFor(t)
+	var links string
+	for _, n := range o.CatTree(dir, f.v2IDs[0]+":"+f.src).Nodes {
+		if n.Name == "links" {
+			links = n.Subtree
+		}
+	}
+	id, err := blob.ParseID(links)
+	if err != nil {
+		t.Fatalf("subtree of links: %v", err)
+	}
+	locs := r.Index().Lookup(blob.Handle{ID: id, Type: blob.TreeBlob})
+	if len(locs) == 0 {
+		t.Fatal("links' tree is not in the index")
+	}
+	pack := locs[0].Pack.String()
+	if err := os.Remove(filepath.Join(dir, "data", pack[:2], pack)); err != nil {
+		t.Fatal(err)
+	}
+
+	x := newInspectRun(t, dir)
+	x.r = x.r.with("RESTIC_CACHE_DIR=" + t.TempDir())
+	x.o = x.o.WithCacheDir(t.TempDir()) // no copy of the pack in a cache
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"stats", f.v2IDs[0]}, 1},
+		{[]string{"stats", "--mode", "raw-data", f.v2IDs[0]}, 1},
+		{[]string{"diff", f.v2IDs[0], f.v2IDs[1]}, 1},
+		{[]string{"dump", f.v2IDs[0], f.src + "/links"}, 1},
+		{[]string{"find", "*"}, 0},
+		{[]string{"--json", "find", "--tree", links}, 0},
+	} {
+		c, o := x.both(tc.args...)
+		if c.code != tc.code {
+			t.Errorf("%v: exit %d, want %d\n%s", tc.args, c.code, tc.code, c)
+		}
+		if c.stdout != string(o.Stdout) && (tc.args[0] == "find" || tc.args[1] == "find") {
+			t.Errorf("%v: stdout differs\n%s", tc.args, lineDiff(string(o.Stdout), c.stdout))
+		}
+		if tc.args[0] == "find" && !strings.Contains(c.stdout, "Unable to load tree ") {
+			t.Errorf("find did not report the missing tree:\n%s", c.stdout)
+		}
+	}
 }
