@@ -1,18 +1,24 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/internal/oracle"
 	"github.com/cairn-backup/cairn/internal/testserver"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/blob"
 )
 
 // Crash safety: every command is SIGKILLed at each of its requests to
@@ -114,12 +120,12 @@ func manySnapshots(t *testing.T, dir, src string, n int) {
 	}
 }
 
-// backupRounds backs up n different small trees into dir, four at a time,
-// and returns their directories in the order of their snapshots' times.
-// All share four files; each has four of its own. Every file is one blob
-// and blobs go to one of two packs at random, so most packs mix shared
-// blobs with a round's own: when the round is forgotten, prune must
-// repack them.
+// backupRounds backs up n different small trees into dir and returns their
+// directories in the order of their snapshots' times. All share four
+// files; each has four of its own. The first round runs alone, so the
+// shared files are stored in its packs only, mixed with its own (every file
+// is one blob, and blobs go to one of two packs at random): when the round
+// is forgotten, prune must repack them. The others run four at a time.
 func backupRounds(t *testing.T, dir string, n int) []string {
 	t.Helper()
 	shared := map[string]string{}
@@ -146,6 +152,9 @@ func backupRounds(t *testing.T, dir string, n int) []string {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	for i := range srcs {
+		if i == 1 {
+			wg.Wait()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -369,4 +378,114 @@ func TestCrashKey(t *testing.T) {
 		}
 		s.sweep(t)
 	})
+}
+
+// repair snapshots on a repository that lost a pack: the newest snapshot
+// references blobs that are gone. The base is damaged on purpose, so after
+// a kill restic check is not asked to pass (it fails on the damage); it
+// must open the repository and list every snapshot, and after the second
+// run it must find no error at all.
+func TestCrashRepairSnapshots(t *testing.T) {
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	base, kept := pruneBase(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+base)
+	r.ok("prune")
+	// Lose the pack holding a file only the newest snapshot has, then
+	// let repair index forget it: the snapshot now points at nothing.
+	own, err := os.ReadFile(filepath.Join(kept[len(kept)-1], "own-0.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := openRepo(t, base)
+	if err := lib.LoadIndex(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	locs := lib.Index().Lookup(blob.Handle{ID: blob.Hash(own), Type: blob.DataBlob})
+	if len(locs) != 1 {
+		t.Fatalf("own-0.bin is stored %d times", len(locs))
+	}
+	pack := locs[0].Pack.String()
+	if err := os.Remove(filepath.Join(base, "data", pack[:2], pack)); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("repair", "index")
+	if oracleFor(t).Check(base, false).ExitCode == 0 {
+		t.Fatal("restic check accepts the damaged base repository")
+	}
+
+	s := &crashSeries{
+		name: "repair-snapshots", srv: srv, proxy: newCrashProxy(t, srv), base: base,
+		args:        []string{"repair", "snapshots", "--forget"},
+		damagedBase: true,
+		// A kill between saving the repaired snapshot and deleting the
+		// damaged one leaves both; the second run repairs that one again:
+		// two repaired copies (restic's repair does the same).
+		verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+			if n := len(o.Snapshots(pt.dir, "--no-lock")); n != 4 && n != 5 {
+				t.Errorf("restic lists %d snapshots, want 4 (or 5)", n)
+			}
+		},
+		minPoints: crashMinPoints,
+	}
+	s.sweep(t)
+}
+
+// A lock whose holder is gone does not block: the next command removes it
+// and says so, where restic 0.19 stops with exit 11 until `unlock`. A lock
+// from another host is gone after 30 minutes without a refresh (a CronJob
+// pod that was killed: the next pod has another host name); a fresh one
+// from another host still blocks.
+func TestCrashStaleLocks(t *testing.T) {
+	dir := newRepo(t)
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"f": "x"})
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	lib := openRepo(t, dir)
+	save := func(l repo.Lock) {
+		t.Helper()
+		buf, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lib.SaveUnpacked(t.Context(), backend.LockFile, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	o := oracleFor(t)
+
+	// Killed on this host: its PID is gone.
+	save(repo.Lock{Time: time.Now(), Exclusive: true, Hostname: host, Username: "ghost", PID: dead.Process.Pid})
+	if code := o.Run(dir, "backup", src).ExitCode; code != exitLocked {
+		t.Errorf("restic with a dead process's exclusive lock: exit %d, want %d", code, exitLocked)
+	}
+	res := r.ok("backup", src)
+	if !strings.Contains(res.stderr, "removed stale exclusive lock") || !strings.Contains(res.stderr, fmt.Sprintf("PID %d", dead.Process.Pid)) {
+		t.Errorf("no notice of the removed lock:\n%s", res)
+	}
+	if locks := lockFiles(t, dir); len(locks) != 0 {
+		t.Errorf("locks left: %v", locks)
+	}
+
+	// Killed on another host 31 minutes ago.
+	save(repo.Lock{Time: time.Now().Add(-31 * time.Minute), Hostname: "killed-pod", Username: "ghost", PID: 1})
+	res = r.ok("forget", "--keep-last", "1")
+	if !strings.Contains(res.stderr, "removed stale shared lock") || !strings.Contains(res.stderr, "killed-pod") {
+		t.Errorf("no notice of the removed lock:\n%s", res)
+	}
+
+	// Another host, refreshed a minute ago: it may well be running.
+	save(repo.Lock{Time: time.Now().Add(-time.Minute), Hostname: "running-pod", Username: "ghost", PID: 1})
+	res = r.expect(exitLocked, "forget", "--keep-last", "1")
+	if !strings.Contains(res.stderr, "running-pod") {
+		t.Errorf("the message does not name the holder:\n%s", res)
+	}
+	r.ok("backup", src) // a shared lock does not conflict
+	if locks := lockFiles(t, dir); len(locks) != 1 {
+		t.Errorf("locks: %v, want only running-pod's", locks)
+	}
 }

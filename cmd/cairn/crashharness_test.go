@@ -276,6 +276,10 @@ type crashSeries struct {
 	// verify checks the outcome after the second run, with restic (o
 	// knows the password again returned).
 	verify func(t *testing.T, o *oracle.Restic, pt *pointRepo)
+	// damagedBase says restic check rejects the base already (repair
+	// snapshots): after a kill restic must only open it and list the
+	// snapshots; after the second run check must pass.
+	damagedBase bool
 	// minPoints is how many kill points the series must reach (not in
 	// -short mode); timer points are added up to it.
 	minPoints int
@@ -500,7 +504,10 @@ func (s *crashSeries) runPoint(t *testing.T, p crashPoint, readData bool) crashO
 	// command, does not ignore stale locks: the dead process's lock would
 	// make it exit 11. --no-lock looks at the repository as it is.
 	passwords := s.passwords
-	if len(passwords) == 0 {
+	if s.damagedBase {
+		o.Snapshots(pt.dir, "--no-lock")
+		passwords = nil
+	} else if len(passwords) == 0 {
 		passwords = []string{testPassword}
 	}
 	for i, pw := range passwords {
