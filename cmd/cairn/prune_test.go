@@ -12,8 +12,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/internal/oracle"
 	"github.com/cairn-backup/cairn/internal/testserver"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/blob"
 )
 
 // pruneFixture is a repository after several backups in which files come
@@ -88,6 +91,7 @@ func buildPruneFixture(t *testing.T) *pruneFixture {
 		r.ok(args...)
 	}
 	r.ok("forget", "--keep-last", "3")
+	unreferencedPack(t, f.dir)
 	return f
 }
 
@@ -188,6 +192,9 @@ func TestPruneLikeRestic(t *testing.T) {
 			want, got := pruneStatsLines(string(theirs.Stdout)), pruneStatsLines(mine.stdout)
 			if len(want) < 10 || !slices.Equal(want, got) {
 				t.Fatalf("dry-run statistics differ\nrestic:\n%s\ncairn:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
+			}
+			if !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, "unreferenced:") }) {
+				t.Errorf("no unreferenced pack in the plan:\n%s", strings.Join(got, "\n"))
 			}
 			if dataSize(t, dir) != size {
 				t.Fatal("the dry run changed the packs")
@@ -462,4 +469,59 @@ forget: [--keep-last, "1", --prune, --max-unused, "0"]
 	if after := dataSize(t, dir); after >= size {
 		t.Errorf("packs take %d bytes after the job, %d before", after, size)
 	}
+}
+
+// unreferencedPack leaves a pack that no index lists, as a backup killed
+// before writing its index does: prune deletes such packs first.
+func unreferencedPack(t *testing.T, dir string) {
+	t.Helper()
+	ctx := t.Context()
+	r := openRepo(t, dir)
+	if err := r.LoadIndex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.NewBlobWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.SaveBlob(ctx, blob.DataBlob, []byte("written by a backup that was killed"), blob.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var newest []blob.ID
+	for _, p := range r.Index().Packs() {
+		if files := r.Index().IndexFilesOf(p); len(files) == 1 && len(newest) == 0 {
+			// The writer's index file lists its one pack and nothing else.
+			f, err := r.LoadIndexFile(ctx, files[0])
+			if err == nil && len(f.Packs) == 1 && f.Packs[0].Blobs[0].Length == uint32(len("written by a backup that was killed"))+32 {
+				newest = files
+			}
+		}
+	}
+	if len(newest) != 1 {
+		t.Fatal("index file of the extra pack not found")
+	}
+	if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.IndexFile, Name: newest[0].String()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPruneLocked: prune needs the exclusive lock (exit 11 while a backup
+// holds a lock); a dry run with --no-lock does not.
+func TestPruneLocked(t *testing.T) {
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	rp := openRepo(t, dir)
+	_, lock, err := rp.Lock(t.Context(), false, repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock()
+	res := r.expect(11, "prune")
+	if !strings.Contains(res.stderr, "locked") {
+		t.Errorf("prune under a lock: %s", res)
+	}
+	r.ok("--no-lock", "prune", "--dry-run")
 }
