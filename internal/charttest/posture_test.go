@@ -144,8 +144,8 @@ func checkPod(t *testing.T, name string, p *corev1.PodTemplateSpec) {
 func TestCronJobKnobs(t *testing.T) {
 	r := render(t, filepath.Join(chartDir(t), "ci", "s3-pvcs-values.yaml"))
 	cjs := r.cronJobs()
-	if len(cjs) != 4 { // two sources, check, forget
-		t.Fatalf("%d CronJobs, want 4 (two PVC sources, check, forget)", len(cjs))
+	if len(cjs) != 5 { // two sources, check, forget, prune
+		t.Fatalf("%d CronJobs, want 5 (two PVC sources, check, forget, prune)", len(cjs))
 	}
 	for _, cj := range cjs {
 		s := cj.Spec
@@ -181,6 +181,7 @@ func TestCronJobKnobs(t *testing.T) {
 		"nightly-cairn-backup-uploads":  "30 */6 * * *",
 		"nightly-cairn-check":           "0 3 * * *",
 		"nightly-cairn-forget":          "0 5 * * *",
+		"nightly-cairn-prune":           "0 6 * * 6", // the chart's default: weekly
 	}
 	for n, s := range want {
 		if schedules[n] != s {
@@ -193,7 +194,7 @@ func TestCronJobKnobs(t *testing.T) {
 		t.Errorf("default check schedule %q, want weekly 0 4 * * 0", got)
 	}
 	if len(d.cronJobs()) != 1 {
-		t.Errorf("defaults render %d CronJobs, want only check (no sources, forget off)", len(d.cronJobs()))
+		t.Errorf("defaults render %d CronJobs, want only check (no sources, forget and prune off)", len(d.cronJobs()))
 	}
 	if cj := d.cronJob(t, "nightly-cairn-check"); cj.Spec.TimeZone != nil {
 		t.Errorf("default timeZone %q, want none (the controller's)", *cj.Spec.TimeZone)

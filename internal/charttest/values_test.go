@@ -39,6 +39,15 @@ func TestBadValuesFailClearly(t *testing.T) {
 		{"externalSecret without store", "repository: {url: 's3:x'}\nexternalSecret: {enabled: true}", []string{"secretStoreRef.name is required"}},
 		{"bad preset", devValues + "resourcesPreset: huge", []string{"resourcesPreset"}},
 		{"bad log format", devValues + "logFormat: xml", []string{"logFormat"}},
+		{"typo in prune", devValues + "prune: {enabled: true, schedul: '0 6 * * 6'}", []string{"schedul", "additional properties"}},
+		{"prune schedule not cron", devValues + "prune: {enabled: true, schedule: weekly}", []string{"schedule"}},
+		{"bad prune maxUnused", devValues + "prune: {enabled: true, maxUnused: lots}", []string{"maxUnused"}},
+		{"bad prune maxRepackSize", devValues + "prune: {maxRepackSize: 10GB}", []string{"maxRepackSize"}},
+		{"prune retryLock not a duration", devValues + "prune: {retryLock: 'two hours'}", []string{"retryLock"}},
+		{"forget retryLock not a duration", devValues + "forget: {retryLock: 30}", []string{"retryLock"}},
+		{"prune enabled not a boolean", devValues + "prune: {enabled: 'yes'}", []string{"enabled", "boolean"}},
+		{"prune twice", devValues + "forget: {enabled: true, keep: {keep-last: 3}, prune: true}\nprune: {enabled: true}", []string{"forget.prune and prune.enabled"}},
+		{"reserved source name", devValues + "jobMode: {enabled: true}\nbackup: {pvcs: [{name: forget, claimName: c}]}", []string{`"forget" is reserved`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helmTemplate(t, valuesFile(t, tc.values))

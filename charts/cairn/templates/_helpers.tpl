@@ -98,7 +98,52 @@ jobs that can never open the repository. */}}
 {{- fail (printf "backup source name %q is used twice: names must be unique across backup.pvcs and backup.sftp" .name) }}
 {{- end }}
 {{- $_ := set $names .name true }}
+{{- if and $.Values.jobMode.enabled (has .name (list "check" "forget" "prune")) }}
+{{- fail (printf "backup source name %q is reserved with jobMode.enabled: the job ConfigMap's %s.yaml holds the %s run" .name .name .name) }}
 {{- end }}
+{{- end }}
+{{- if and .Values.forget.enabled .Values.forget.prune .Values.prune.enabled }}
+{{- fail "forget.prune and prune.enabled both prune: choose one (prune after every forget, or on prune.schedule)" }}
+{{- end }}
+{{- end }}
+
+{{/* Retention and prune --------------------------------------------------- */}}
+
+{{/* The flags of `cairn forget` from forget.*: the keep policy, --group-by,
+--retry-lock and extraArgs, as a JSON list (read it with fromJsonArray), so
+the plain CronJob and the job-mode config pass exactly the same. */}}
+{{- define "cairn.forgetFlags" -}}
+{{- $f := .Values.forget }}
+{{- $args := list }}
+{{- range $k, $n := $f.keep }}
+{{- $args = concat $args (list (printf "--%s" $k) ($n | toString)) }}
+{{- end }}
+{{- with $f.groupBy }}{{ $args = concat $args (list "--group-by" .) }}{{ end }}
+{{- with $f.retryLock }}{{ $args = concat $args (list "--retry-lock" .) }}{{ end }}
+{{- $args = concat $args $f.extraArgs }}
+{{- toJson $args }}
+{{- end }}
+
+{{/* The prune limits from prune.* that `cairn prune` and `cairn forget
+--prune` both take (--max-unused, --max-repack-size, --repack-uncompressed),
+as a JSON list. */}}
+{{- define "cairn.pruneLimits" -}}
+{{- $p := .Values.prune }}
+{{- $args := list }}
+{{- with $p.maxUnused }}{{ $args = concat $args (list "--max-unused" (. | toString)) }}{{ end }}
+{{- with $p.maxRepackSize }}{{ $args = concat $args (list "--max-repack-size" (. | toString)) }}{{ end }}
+{{- if $p.repackUncompressed }}{{ $args = append $args "--repack-uncompressed" }}{{ end }}
+{{- toJson $args }}
+{{- end }}
+
+{{/* The flags of a `cairn prune` run: the limits, --retry-lock (the
+retryLock given: forget's for the prune after forget, prune's for the prune
+CronJob) and prune.extraArgs. Arguments: root, retryLock. */}}
+{{- define "cairn.pruneFlags" -}}
+{{- $args := include "cairn.pruneLimits" .root | fromJsonArray }}
+{{- with .retryLock }}{{ $args = concat $args (list "--retry-lock" .) }}{{ end }}
+{{- $args = concat $args .root.Values.prune.extraArgs }}
+{{- toJson $args }}
 {{- end }}
 
 {{/* Pods ------------------------------------------------------------------- */}}
