@@ -204,7 +204,7 @@ func runForget(ctx context.Context, a *app, opts forgetOptions, args []string) e
 		for _, sn := range remove {
 			ignore[sn.ID()] = struct{}{}
 		}
-		return runPruneWithRepo(ctx, a, r, pruneOpts, ignore)
+		return runPruneWithRepo(ctx, r, pruneOpts, ignore, p)
 	}
 	return nil
 }

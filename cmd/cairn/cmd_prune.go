@@ -123,14 +123,14 @@ func runPrune(ctx context.Context, a *app, opts pruneOptions) error {
 		return err
 	}
 	defer done()
-	return runPruneWithRepo(ctx, a, r, popts, nil)
+	// restic's prune prints text even with --json.
+	return runPruneWithRepo(ctx, r, popts, nil, newPrinter(a.term, a.gopts.verbosity, false))
 }
 
 // runPruneWithRepo plans and executes a prune on an open, exclusively
 // locked repository; forget --prune calls it with the snapshots it removed
-// (or, in a dry run, would remove) as ignore.
-func runPruneWithRepo(ctx context.Context, a *app, r *repo.Repository, popts prune.Options, ignore map[blob.ID]struct{}) error {
-	p := a.printer()
+// (or, in a dry run, would remove) as ignore, and its own printer.
+func runPruneWithRepo(ctx context.Context, r *repo.Repository, popts prune.Options, ignore map[blob.ID]struct{}, p *printer) error {
 	if r.Options().CacheDir == "" {
 		p.P("warning: running prune without a cache, this may be very slow!")
 	}

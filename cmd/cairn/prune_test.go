@@ -428,6 +428,10 @@ func TestPruneFlags(t *testing.T) {
 			t.Errorf("%v: want %q in\n%s", c.args, c.msg, res)
 		}
 	}
+	// restic's prune has no JSON output and prints its text regardless.
+	if res := r.ok("--json", "prune", "--dry-run"); !strings.Contains(res.stdout, "Would have made the following changes:") {
+		t.Errorf("prune --json: %s", res)
+	}
 }
 
 // neededDataPack returns the pack of the first data blob of the newest
