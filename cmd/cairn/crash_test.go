@@ -32,6 +32,10 @@ import (
 // crashMinPoints is how many kills each command's series must reach.
 const crashMinPoints = 50
 
+// crashLocalPoints is the same for the extra series on a local repository,
+// which has timer points only.
+const crashLocalPoints = 20
+
 // crashSource writes a tree for backups: three files of a few MiB (so that
 // a backup with --pack-size 4 uploads several data packs) and small files
 // in nested directories (several tree blobs).
@@ -61,6 +65,7 @@ func restoresTo(src string) func(t *testing.T, o *oracle.Restic, pt *pointRepo) 
 }
 
 func TestCrashBackup(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	proxy := newCrashProxy(t, srv)
 
@@ -72,6 +77,20 @@ func TestCrashBackup(t *testing.T) {
 			args:      []string{"backup", "--pack-size", "4", src},
 			verify:    restoresTo(src),
 			minPoints: crashMinPoints,
+		}
+		s.sweep(t)
+	})
+
+	// The local backend: killed at timer points only (nothing to count),
+	// while it writes packs under temporary names and renames them.
+	t.Run("local", func(t *testing.T) {
+		src := t.TempDir()
+		crashSource(t, src, 1)
+		s := &crashSeries{
+			name: "backup-local", local: true, base: newRepo(t),
+			args:      []string{"backup", "--pack-size", "4", src},
+			verify:    restoresTo(src),
+			minPoints: crashLocalPoints,
 		}
 		s.sweep(t)
 	})
@@ -185,6 +204,7 @@ func snapshotCount(n int) func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
 }
 
 func TestCrashForget(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{"a": "a", "d/b": "b"})
@@ -201,6 +221,7 @@ func TestCrashForget(t *testing.T) {
 }
 
 func TestCrashTag(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{"a": "a", "d/b": "b"})
@@ -258,6 +279,7 @@ func pruneBase(t *testing.T) (base string, kept []string) {
 var duplicatePacks = regexp.MustCompile(`(?i)contained in several indexes|duplicate packs are non-critical|^\s*$`)
 
 func TestCrashPrune(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	base, kept := pruneBase(t)
 	s := &crashSeries{
@@ -280,6 +302,7 @@ func TestCrashPrune(t *testing.T) {
 }
 
 func TestCrashRepairIndex(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	base, kept := pruneBase(t)
 	s := &crashSeries{
@@ -293,6 +316,7 @@ func TestCrashRepairIndex(t *testing.T) {
 
 // check changes nothing but its lock; a kill anywhere is harmless.
 func TestCrashCheck(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	base, _ := pruneBase(t)
 	s := &crashSeries{
@@ -304,6 +328,7 @@ func TestCrashCheck(t *testing.T) {
 }
 
 func TestCrashCopy(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	from := newRepo(t)
 	srcs := backupRounds(t, from, 8)
@@ -322,6 +347,7 @@ func TestCrashCopy(t *testing.T) {
 }
 
 func TestCrashKey(t *testing.T) {
+	crashTmpfs(t)
 	bin, err := cheapKDFBin()
 	if err != nil {
 		t.Fatal(err)
@@ -386,6 +412,7 @@ func TestCrashKey(t *testing.T) {
 // must open the repository and list every snapshot, and after the second
 // run it must find no error at all.
 func TestCrashRepairSnapshots(t *testing.T) {
+	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
 	base, kept := pruneBase(t)
 	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+base)
@@ -458,11 +485,20 @@ func TestCrashStaleLocks(t *testing.T) {
 	host, _ := os.Hostname()
 	o := oracleFor(t)
 
-	// Killed on this host: its PID is gone.
-	save(repo.Lock{Time: time.Now(), Exclusive: true, Hostname: host, Username: "ghost", PID: dead.Process.Pid})
-	if code := o.Run(dir, "backup", src).ExitCode; code != exitLocked {
-		t.Errorf("restic with a dead process's exclusive lock: exit %d, want %d", code, exitLocked)
+	// Killed on this host: its PID is gone. restic agrees that the lock
+	// is stale (its unlock removes it) but is blocked by it until then,
+	// check included.
+	killed := repo.Lock{Time: time.Now(), Exclusive: true, Hostname: host, Username: "ghost", PID: dead.Process.Pid}
+	save(killed)
+	for _, args := range [][]string{{"backup", src}, {"check"}} {
+		if code := o.Run(dir, args...).ExitCode; code != exitLocked {
+			t.Errorf("restic %v with a dead process's exclusive lock: exit %d, want %d", args, code, exitLocked)
+		}
 	}
+	if res := o.MustRun(dir, "unlock"); !strings.Contains(string(res.Stdout), "successfully removed 1 locks") {
+		t.Errorf("restic unlock: %s", res.Output())
+	}
+	save(killed)
 	res := r.ok("backup", src)
 	if !strings.Contains(res.stderr, "removed stale exclusive lock") || !strings.Contains(res.stderr, fmt.Sprintf("PID %d", dead.Process.Pid)) {
 		t.Errorf("no notice of the removed lock:\n%s", res)

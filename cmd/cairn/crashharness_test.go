@@ -258,6 +258,9 @@ type crashSeries struct {
 	name  string
 	srv   *testserver.Rest
 	proxy *crashProxy
+	// local runs the command on a local repository (directory) instead of
+	// rest-server: no requests to count, only timer points.
+	local bool
 	// base is a repository directory (cheap key derivation, see newRepo).
 	base string
 	// args is the command; the repository comes from RESTIC_REPOSITORY.
@@ -307,7 +310,9 @@ func (s *crashSeries) plan(t *testing.T) (points []crashPoint, dur time.Duration
 	t.Helper()
 	pt := s.copyBase(t, "plan")
 	run := &crashRun{point: crashPoint{when: killTimer}, kill: func() {}}
-	defer s.proxy.register(pt.name, run)()
+	if !s.local {
+		defer s.proxy.register(pt.name, run)()
+	}
 	r := s.runner(t, pt)
 	start := time.Now()
 	s.ok(t, r, s.args...)
@@ -367,7 +372,12 @@ func (s *crashSeries) plan(t *testing.T) (points []crashPoint, dur time.Duration
 func (s *crashSeries) copyBase(t *testing.T, label string) *pointRepo {
 	t.Helper()
 	name := s.name + "-" + label
-	dir := filepath.Join(s.srv.DataDir, name)
+	var dir string
+	if s.local {
+		dir = filepath.Join(t.TempDir(), name)
+	} else {
+		dir = filepath.Join(s.srv.DataDir, name)
+	}
 	err := filepath.WalkDir(s.base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -376,10 +386,13 @@ func (s *crashSeries) copyBase(t *testing.T, label string) *pointRepo {
 		if err != nil {
 			return err
 		}
+		dst := filepath.Join(dir, rel)
 		if d.IsDir() {
+			if s.local {
+				return os.MkdirAll(dst, 0o700)
+			}
 			return nil // made for the files in it; rest-server makes the others on demand
 		}
-		dst := filepath.Join(dir, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return err
 		}
@@ -389,6 +402,9 @@ func (s *crashSeries) copyBase(t *testing.T, label string) *pointRepo {
 		t.Fatalf("copy base repository for %s: %v", name, err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if s.local {
+		return &pointRepo{name: name, dir: dir, loc: dir}
+	}
 	return &pointRepo{name: name, dir: dir, loc: "rest:" + s.proxy.url + name + "/"}
 }
 
@@ -460,7 +476,10 @@ func (s *crashSeries) runPoint(t *testing.T, p crashPoint, readData bool) crashO
 	r := s.runner(t, pt)
 
 	run := &crashRun{point: p}
-	unregister := s.proxy.register(pt.name, run)
+	unregister := func() {}
+	if !s.local {
+		unregister = s.proxy.register(pt.name, run)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := s.command(ctx, r, s.args...)
@@ -575,6 +594,27 @@ func resticAccepts(t *testing.T, o *oracle.Restic, dir string, ok *regexp.Regexp
 		t.Fatalf("%s: restic check (read-data=%v) rejects the repository (exit %d):\n%s\nproblems: %q",
 			when, readData, c.ExitCode, c.Output(), bad)
 	}
+}
+
+// crashTmpfs moves the test's temporary files — rest-server's data, the
+// repositories, restic's and cairn's caches — to /dev/shm when that is a
+// tmpfs with room to spare: rest-server syncs every file it stores, and on
+// a disk the syncs of hundreds of kill points take longer than the rest.
+// SIGKILL of the client is what is tested, not a power cut, so nothing is
+// lost by it. Elsewhere the test runs on the default temporary directory.
+// It must be called before the test's first t.TempDir.
+func crashTmpfs(t *testing.T) {
+	const tmpfsMagic = 0x01021994
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != tmpfsMagic || st.Bavail*uint64(st.Bsize) < 2<<30 {
+		return
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "cairn-crash-")
+	if err != nil {
+		return
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	t.Setenv("TMPDIR", dir)
 }
 
 // crashWorkers is how many kill points run at once. Most of a point's time
