@@ -80,8 +80,8 @@ type candidate struct {
 }
 
 // NewPlan finds the used blobs and decides what to repack and delete, by
-// restic 0.19's rules. The index must be loaded and the caller must hold
-// the exclusive lock.
+// restic 0.19's rules. It loads the index unless it is loaded; the caller
+// must hold the exclusive lock.
 func NewPlan(ctx context.Context, r *repo.Repository, opts Options) (*Plan, error) {
 	if opts.Printer == nil {
 		opts.Printer = nopPrinter{}
@@ -101,6 +101,9 @@ func NewPlan(ctx context.Context, r *repo.Repository, opts Options) (*Plan, erro
 		return nil, errors.New("repack-smaller-than exceeds repository packsize")
 	}
 
+	if err := r.EnsureIndex(ctx, nil); err != nil {
+		return nil, err
+	}
 	used, err := findUsedBlobs(ctx, r, opts.IgnoreSnapshots, pr)
 	if err != nil {
 		return nil, err
@@ -119,8 +122,10 @@ func NewPlan(ctx context.Context, r *repo.Repository, opts Options) (*Plan, erro
 	p.stats = stats
 	if len(p.repack) > 0 {
 		// A used blob with a copy in a pack that stays needs no copying.
+		// A pack that is missing does not count as staying (restic counts
+		// it, and would lose a blob whose other copy it repacks).
 		r.Index().Each(func(loc index.Location) bool {
-			if !has(p.remove, loc.Pack) && !has(p.repack, loc.Pack) {
+			if !has(p.remove, loc.Pack) && !has(p.repack, loc.Pack) && !has(p.ignore, loc.Pack) {
 				delete(used, loc.Handle)
 			}
 			return true
