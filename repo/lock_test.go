@@ -173,3 +173,28 @@ func TestLockRefresh(t *testing.T) {
 		t.Fatal("lock left after Unlock")
 	}
 }
+
+// --retry-lock waits out a lock that becomes stale while it waits: a
+// CronJob pod killed 29m58s ago (another host, so only its age counts) no
+// longer blocks the next pod's run once it is 30 minutes old.
+func TestRetryLockOutlivesStaleLock(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initMem(t, 2, Options{})
+	if _, err := r.saveLock(ctx, &Lock{Time: time.Now().Add(-StaleLockTimeout + 2*time.Second), Exclusive: true, Hostname: "killed-pod", PID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Lock(ctx, false, fastLock); err == nil {
+		t.Fatal("a lock refreshed 29m58s ago did not block")
+	}
+	opts := fastLock
+	opts.RetryLock = time.Minute
+	start := time.Now()
+	_, held, err := r.Lock(ctx, false, opts)
+	if err != nil {
+		t.Fatalf("after the lock went stale: %v", err)
+	}
+	defer held.Unlock()
+	if waited := time.Since(start); waited > 20*time.Second {
+		t.Errorf("waited %v", waited)
+	}
+}
