@@ -414,8 +414,25 @@ func jobError(res jobResult) error {
 		return fmt.Errorf("%w (%w)", msg, backend.ErrNoRepository)
 	case exitWrongPassword:
 		return fmt.Errorf("%w (%w)", msg, repo.ErrWrongPassword)
+	case exitLocked:
+		return lockedStepError{res.Error}
 	}
 	return msg
+}
+
+// lockedStepError is a step's exit status 11 (the repository was locked)
+// passed on as the run's: exitCode looks for a *repo.LockedError, which
+// only the child had, so errors.As is answered with an empty one.
+type lockedStepError struct{ msg string }
+
+func (e lockedStepError) Error() string { return e.msg }
+
+func (e lockedStepError) As(target any) bool {
+	p, ok := target.(**repo.LockedError)
+	if ok {
+		*p = &repo.LockedError{Lock: &repo.Lock{}}
+	}
+	return ok
 }
 
 func hookName(h jobHook) string {
@@ -518,6 +535,11 @@ func runSelf(ctx context.Context, self string, args []string, stdout, stderr io.
 	cmd.WaitDelay = 60 * time.Second
 	err := cmd.Run()
 	lines := strings.Split(strings.TrimSpace(errBuf.String()), "\n")
+	// A locked repository's error ends with the unlock hint; the line
+	// before it says who holds the lock.
+	if n := len(lines); n > 1 && strings.HasPrefix(lines[n-1], "the `unlock` command") {
+		lines = lines[:n-1]
+	}
 	last := exitErrorMessage(lines[len(lines)-1])
 	var exit *exec.ExitError
 	switch {

@@ -170,7 +170,7 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 		"cairn_prune_last_run_timestamp_seconds":      "End of the last prune attempt (Unix time).",
 		"cairn_prune_last_success_timestamp_seconds":  "End of the last successful prune (Unix time).",
 		"cairn_prune_packs_deleted":                   "Pack files the last prune deleted.",
-		"cairn_prune_bytes_freed":                     "Bytes by which the last prune shrank the pack files (deleted minus repacked).",
+		"cairn_prune_bytes_deleted":                   "Size of the pack files the last prune deleted.",
 		"cairn_job_success":                           "1 if the whole run succeeded, else 0.",
 		"cairn_job_duration_seconds":                  "Duration of the whole run.",
 		"cairn_job_exit_code":                         "Exit status of the run.",
@@ -252,9 +252,9 @@ func jobMetrics(res jobResult, scope metricsScope) string {
 			add("cairn_prune_success", l, ok)
 			add("cairn_prune_duration_seconds", l, p.Duration)
 			add("cairn_prune_last_run_timestamp_seconds", l, now)
-			if p.PacksDeleted != nil && p.BytesFreed != nil {
+			if p.PacksDeleted != nil && p.BytesDeleted != nil {
 				add("cairn_prune_packs_deleted", l, float64(*p.PacksDeleted))
-				add("cairn_prune_bytes_freed", l, float64(*p.BytesFreed))
+				add("cairn_prune_bytes_deleted", l, float64(*p.BytesDeleted))
 			}
 		}
 		if res.stats != nil {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-backup/cairn/repo"
 )
 
 // packFiles is data/'s pack files by name, with their sizes.
@@ -31,7 +33,7 @@ func packFiles(t *testing.T, repoDir string) map[string]int64 {
 // The prune step reports what it did: a run shaped like the Helm chart's
 // retention run (no sources, forget then prune) writes cairn_prune_*
 // metrics and a "prune" object in the webhook whose packs_deleted and
-// bytes_freed match what left data/; a prune that fails reports
+// bytes_deleted match what left data/; a prune that fails reports
 // cairn_prune_success 0 and no figures or last-success time.
 func TestRunJobPruneMetrics(t *testing.T) {
 	repoDir := newRepo(t)
@@ -67,13 +69,8 @@ metrics: {textfile: `+textfile+`}
 			freed += size
 		}
 	}
-	for name, size := range after {
-		if _, ok := before[name]; !ok {
-			freed -= size
-		}
-	}
 	if deleted == 0 || freed < 2<<20 {
-		t.Fatalf("prune deleted %d packs and freed %d bytes; want the 2 MiB file's packs gone", deleted, freed)
+		t.Fatalf("prune deleted %d packs of %d bytes; want the 2 MiB file's packs gone", deleted, freed)
 	}
 	if n := len(r.snapshotIDs(t)); n != 1 {
 		t.Errorf("%d snapshots after forget --keep-last 1", n)
@@ -91,8 +88,8 @@ metrics: {textfile: `+textfile+`}
 	if v := m.get(t, "cairn_prune_packs_deleted"+l); v != float64(deleted) {
 		t.Errorf("cairn_prune_packs_deleted %v, want %d", v, deleted)
 	}
-	if v := m.get(t, "cairn_prune_bytes_freed"+l); v != float64(freed) {
-		t.Errorf("cairn_prune_bytes_freed %v, want %d", v, freed)
+	if v := m.get(t, "cairn_prune_bytes_deleted"+l); v != float64(freed) {
+		t.Errorf("cairn_prune_bytes_deleted %v, want %d", v, freed)
 	}
 	if m.get(t, "cairn_prune_last_success_timestamp_seconds"+l) != m.get(t, "cairn_prune_last_run_timestamp_seconds"+l) {
 		t.Error("last success and last run of a successful prune differ")
@@ -106,7 +103,7 @@ metrics: {textfile: `+textfile+`}
 
 	hook := rc.lastWebhook(t)
 	if p := hook.Prune; hook.Name != "forget" || hook.Status != "success" || p == nil || p.ExitCode != 0 ||
-		p.PacksDeleted == nil || *p.PacksDeleted != deleted || p.BytesFreed == nil || *p.BytesFreed != freed {
+		p.PacksDeleted == nil || *p.PacksDeleted != deleted || p.BytesDeleted == nil || *p.BytesDeleted != freed {
 		t.Errorf("webhook %+v, prune %+v", hook, hook.Prune)
 	}
 	var step map[string]any
@@ -115,7 +112,7 @@ metrics: {textfile: `+textfile+`}
 			step = rec
 		}
 	}
-	if step == nil || step["packs_deleted"] != float64(deleted) || step["bytes_freed"] != float64(freed) {
+	if step == nil || step["packs_deleted"] != float64(deleted) || step["bytes_deleted"] != float64(freed) {
 		t.Errorf("prune step record %v", step)
 	}
 
@@ -136,7 +133,7 @@ metrics: {textfile: `+textfile+`}
 	if v := m.get(t, "cairn_prune_success"+l); v != 0 {
 		t.Errorf("cairn_prune_success %v after a failed prune", v)
 	}
-	for _, name := range []string{"cairn_prune_packs_deleted", "cairn_prune_bytes_freed", "cairn_prune_last_success_timestamp_seconds"} {
+	for _, name := range []string{"cairn_prune_packs_deleted", "cairn_prune_bytes_deleted", "cairn_prune_last_success_timestamp_seconds"} {
 		if _, ok := m[name+l]; ok {
 			t.Errorf("a failed prune reports %s", name)
 		}
@@ -145,5 +142,27 @@ metrics: {textfile: `+textfile+`}
 	if p := hook.Prune; hook.Status != "failure" || p == nil || p.ExitCode != 1 || p.PacksDeleted != nil ||
 		!strings.Contains(hook.Error, "prune: ") {
 		t.Errorf("failure webhook %+v, prune %+v", hook, hook.Prune)
+	}
+}
+
+// A prune step that finds the repository locked makes the whole run exit
+// 11, as `cairn prune` does, and the run's error names the lock's holder
+// rather than the unlock hint that ends the child's message.
+func TestRunJobPruneLocked(t *testing.T) {
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	_, lock, err := openRepo(t, dir).Lock(t.Context(), false, repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock()
+	rc := newReceiver(t)
+	cfg := filepath.Join(t.TempDir(), "prune.yaml")
+	writeJobFile(t, cfg, "name: prune\nprune: {}\nwebhook: {url: "+rc.srv.URL+"/hook}\n")
+	r.expect(exitLocked, "run", "--config", cfg)
+	hook := rc.lastWebhook(t)
+	if hook.ExitCode != exitLocked || hook.Prune == nil || hook.Prune.ExitCode != exitLocked ||
+		!strings.Contains(hook.Error, "already locked") || strings.Contains(hook.Error, "unlock") {
+		t.Errorf("webhook %+v, prune %+v", hook, hook.Prune)
 	}
 }

@@ -44,13 +44,15 @@ type pruneResult struct {
 	ExitCode int     `json:"exit_code"`
 	Error    string  `json:"error,omitempty"`
 	Duration float64 `json:"duration_seconds"`
-	// PacksDeleted and BytesFreed compare the pack files listed before and
-	// after the step (prune prints no JSON to read them from): the packs
-	// that are gone, and by how much data/ shrank (the deleted packs minus
-	// those repacking wrote). nil when the step failed or a listing did not
-	// work, so no figure is reported that was not measured.
+	// PacksDeleted and BytesDeleted are the pack files that were listed
+	// before the step and are gone after it, and their size (prune prints
+	// no JSON to read them from). Exact, since only prune deletes packs and
+	// it holds the exclusive lock; what repacking wrote is not subtracted,
+	// as a backup that ran before prune got the lock writes packs too. nil
+	// when the step failed or a listing did not work, so no figure is
+	// reported that was not measured.
 	PacksDeleted *int   `json:"packs_deleted,omitempty"`
-	BytesFreed   *int64 `json:"bytes_freed,omitempty"`
+	BytesDeleted *int64 `json:"bytes_deleted,omitempty"`
 }
 
 // repoStats are the repository-wide figures the metrics report, read once
@@ -159,7 +161,7 @@ func runPruneStep(ctx context.Context, self string, a *app, l *slog.Logger, step
 		before, err = packSizes(ctx, r)
 	}
 	if err != nil {
-		l.Warn("prune: pack files not listed before the step, no packs_deleted or bytes_freed", "error", err)
+		l.Warn("prune: pack files not listed before the step, no packs_deleted or bytes_deleted", "error", err)
 	}
 	st := startStep(l, "prune")
 	stdout, stderr := childOutput(l, "step", "prune")
@@ -171,22 +173,17 @@ func runPruneStep(ctx context.Context, self string, a *app, l *slog.Logger, step
 	if code == 0 && before != nil {
 		after, err := packSizes(ctx, r)
 		if err != nil {
-			l.Warn("prune: pack files not listed after the step, no packs_deleted or bytes_freed", "error", err)
+			l.Warn("prune: pack files not listed after the step, no packs_deleted or bytes_deleted", "error", err)
 		} else {
-			deleted, freed := 0, int64(0)
+			deleted, deletedBytes := 0, int64(0)
 			for id, size := range before {
 				if _, ok := after[id]; !ok {
 					deleted++
-					freed += size
+					deletedBytes += size
 				}
 			}
-			for id, size := range after {
-				if _, ok := before[id]; !ok {
-					freed -= size
-				}
-			}
-			pr.PacksDeleted, pr.BytesFreed = &deleted, &freed
-			attrs = append(attrs, "packs_deleted", deleted, "bytes_freed", freed)
+			pr.PacksDeleted, pr.BytesDeleted = &deleted, &deletedBytes
+			attrs = append(attrs, "packs_deleted", deleted, "bytes_deleted", deletedBytes)
 		}
 	}
 	pr.Duration = st.end(code, msg, attrs...)
