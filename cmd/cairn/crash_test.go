@@ -210,11 +210,24 @@ func TestCrashForget(t *testing.T) {
 	writeFiles(t, src, map[string]string{"a": "a", "d/b": "b"})
 	base := newRepo(t)
 	manySnapshots(t, base, src, 30)
+	all := oracleFor(t).Snapshots(base) // oldest first
+	var newest []string
+	for _, sn := range all[len(all)-3:] {
+		newest = append(newest, sn.ID)
+	}
 	s := &crashSeries{
 		name: "forget", srv: srv, proxy: newCrashProxy(t, srv), base: base,
 		// 27 snapshot files deleted one by one.
-		args:      []string{"forget", "--keep-last", "3"},
-		verify:    snapshotCount(3),
+		args: []string{"forget", "--keep-last", "3"},
+		verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+			var kept []string
+			for _, sn := range o.Snapshots(pt.dir, "--no-lock") {
+				kept = append(kept, sn.ID)
+			}
+			if !slices.Equal(kept, newest) {
+				t.Errorf("restic lists %v, want the newest three %v", kept, newest)
+			}
+		},
 		minPoints: crashMinPoints,
 	}
 	s.sweep(t)
