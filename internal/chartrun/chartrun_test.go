@@ -57,7 +57,7 @@ func helmTemplate(t *testing.T, values string) manifests {
 
 // TestRenderedJobsRunForReal renders the chart for a repository on a real
 // S3 server, a PVC source and a remote host over SFTP, then runs the init,
-// backup, forget, restore and helm-test pods exactly as rendered, and reads
+// backup, forget, prune, restore and helm-test pods exactly as rendered, and reads
 // the result with restic.
 func TestRenderedJobsRunForReal(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -118,6 +118,10 @@ backup:
 forget:
   enabled: true
   keep: {keep-last: 1}
+prune:
+  enabled: true
+  maxUnused: "0"
+  retryLock: 1m
 restore:
   enabled: true
   snapshot: latest
@@ -177,6 +181,12 @@ restore:
 	mustExit(c.run(t, m, m.pod(t, "CronJob/nightly-cairn-forget")), 0, "forget")
 	if n, w := len(snapshots("--host", "cluster-a-app")), len(snapshots("--host", "web1")); n != 1 || w != 1 {
 		t.Errorf("after forget --keep-last 1: %d and %d snapshots, want 1 per host", n, w)
+	}
+	// The prune CronJob of its own, plain `cairn prune --max-unused 0
+	// --retry-lock 1m`: the repository stays sound and keeps its snapshots.
+	mustExit(c.run(t, m, m.pod(t, "CronJob/nightly-cairn-prune")), 0, "prune")
+	if n, w := len(snapshots("--host", "cluster-a-app")), len(snapshots("--host", "web1")); n != 1 || w != 1 {
+		t.Errorf("after prune: %d and %d snapshots, want still 1 per host", n, w)
 	}
 	restic.MustCheck(repo, true, "-o", "s3.bucket-lookup=path")
 
