@@ -41,10 +41,10 @@ func (p *Plan) Execute(ctx context.Context) error {
 	if p.opts.DryRun {
 		pr.V("Repeated prune dry-runs can report slightly different amounts of data to keep or repack. This is expected behavior.\n\n")
 		if len(p.unref) > 0 {
-			pr.V("Would have removed the following unreferenced packs:\n%v\n\n", FormatIDSet(p.UnreferencedPacks()))
+			pr.V("Would have removed the following unreferenced packs:\n%v\n\n", formatIDSet(p.UnreferencedPacks()))
 		}
-		pr.V("Would have repacked and removed the following packs:\n%v\n\n", FormatIDSet(p.RepackPacks()))
-		pr.V("Would have removed the following no longer used packs:\n%v\n\n", FormatIDSet(p.RemovePacks()))
+		pr.V("Would have repacked and removed the following packs:\n%v\n\n", formatIDSet(p.RepackPacks()))
+		pr.V("Would have removed the following no longer used packs:\n%v\n\n", formatIDSet(p.RemovePacks()))
 		return nil
 	}
 	r := p.r

@@ -443,9 +443,9 @@ func sortedIDs(set map[blob.ID]struct{}) []blob.ID {
 	return out
 }
 
-// FormatIDSet prints IDs as restic prints an ID set: short IDs in braces,
+// formatIDSet prints IDs as restic prints an ID set: short IDs in braces,
 // sorted by full ID.
-func FormatIDSet(ids []blob.ID) string {
+func formatIDSet(ids []blob.ID) string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
 		s[i] = id.Str()
