@@ -81,15 +81,16 @@ type crashRun struct {
 	// kill SIGKILLs the child; it is set before the child starts.
 	kill func()
 
+	// inflight counts requests being proxied; Add happens under the
+	// proxy's lock, so that after unregistering, Wait sees them all.
+	inflight sync.WaitGroup
+
 	mu        sync.Mutex
 	mutations int
 	reads     int
 	fired     string   // the request at which the child was killed
 	trace     []string // every request, in arrival order
-	inflight  sync.WaitGroup
-	killedAt  time.Time
 	hasFired  bool
-	bodyBytes int64
 }
 
 // count records a request and reports whether it is the one that kills.
@@ -115,7 +116,6 @@ func (r *crashRun) fire(what string) {
 	if first {
 		r.hasFired = true
 		r.fired = what
-		r.killedAt = time.Now()
 	}
 	r.mu.Unlock()
 	if first {
@@ -173,7 +173,8 @@ type killAfterMark struct {
 	what string
 }
 
-// register makes run the controller of requests for repository name.
+// register makes run the controller of requests for repository name and
+// returns the function that ends it.
 func (p *crashProxy) register(name string, run *crashRun) func() {
 	p.mu.Lock()
 	p.runs[name] = run
@@ -189,12 +190,14 @@ func (p *crashProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	name, rest, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/"), "/")
 	p.mu.Lock()
 	run := p.runs[name]
+	if run != nil {
+		run.inflight.Add(1)
+	}
 	p.mu.Unlock()
 	if run == nil {
 		p.rp.ServeHTTP(w, req)
 		return
 	}
-	run.inflight.Add(1)
 	defer run.inflight.Done()
 	mutation := req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodDelete
 	what := req.Method + " " + shortPath(rest)
@@ -264,9 +267,8 @@ type crashSeries struct {
 	// base is a repository directory (cheap key derivation, see newRepo).
 	base string
 	// args is the command; the repository comes from RESTIC_REPOSITORY.
-	args  []string
-	env   []string // more KEY=VALUE for every run
-	stdin string
+	args []string
+	env  []string // more KEY=VALUE for every run
 	// bin is the cairn binary to run; empty means cairnBin.
 	bin string
 	// again runs the command a second time after a kill and returns the
@@ -284,7 +286,7 @@ type crashSeries struct {
 	// snapshots; after the second run check must pass.
 	damagedBase bool
 	// minPoints is how many kill points the series must reach (not in
-	// -short mode); timer points are added up to it.
+	// -short mode).
 	minPoints int
 }
 
@@ -292,7 +294,7 @@ type crashSeries struct {
 type pointRepo struct {
 	name string // repository name on the server
 	dir  string // its directory (restic checks it directly)
-	loc  string // rest: location through the proxy
+	loc  string // rest: location through the proxy, or dir when local
 }
 
 // crashOutcome is what happened at one kill point.
@@ -303,9 +305,9 @@ type crashOutcome struct {
 }
 
 // plan runs the command once without killing it and returns the kill
-// points: every mutation before, mid (uploads only) and after the server
-// answered, every read before it is forwarded, and timer points spread over
-// the run's duration until minPoints is reached.
+// points: every mutation before it is forwarded, mid-body (uploads) and
+// after the server answered; then reads (killed before they are forwarded)
+// and timer points spread over the run, up to minPoints plus crashMargin.
 func (s *crashSeries) plan(t *testing.T) (points []crashPoint, dur time.Duration) {
 	t.Helper()
 	pt := s.copyBase(t, "plan")
@@ -461,11 +463,7 @@ var cheapKDFBin = sync.OnceValues(func() (string, error) {
 })
 
 func (s *crashSeries) runner(t *testing.T, pt *pointRepo) *runner {
-	r := newRunner(t).with(append([]string{"RESTIC_PASSWORD=" + testPassword, "RESTIC_REPOSITORY=" + pt.loc}, s.env...)...)
-	if s.stdin != "" {
-		r = r.withStdin(strings.NewReader(s.stdin))
-	}
-	return r
+	return newRunner(t).with(append([]string{"RESTIC_PASSWORD=" + testPassword, "RESTIC_REPOSITORY=" + pt.loc}, s.env...)...)
 }
 
 // runPoint kills the command at p and checks everything that must hold
@@ -500,8 +498,8 @@ func (s *crashSeries) runPoint(t *testing.T, p crashPoint, readData bool) crashO
 	}
 	err := cmd.Wait()
 	// Requests the dead child had in flight end before restic looks.
-	run.inflight.Wait()
 	unregister()
+	run.inflight.Wait()
 	fired, trace := run.result()
 	out := crashOutcome{point: p, fired: fired}
 	var ee *exec.ExitError
