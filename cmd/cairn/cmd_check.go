@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn/backend"
+	"github.com/cairn-backup/cairn/internal/units"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/check"
@@ -317,7 +318,7 @@ func isUint(s string) bool {
 }
 
 func sizeFilter(s string, invalid error) (check.PackFilter, error) {
-	want, err := parseSize(s)
+	want, err := units.ParseBytes(s)
 	if err != nil {
 		return nil, invalid
 	}
@@ -353,36 +354,6 @@ func randomPacks(m map[blob.ID]int64, pct float64) map[blob.ID]int64 {
 	return out
 }
 
-// parseSize parses a byte count with an optional k/m/g/t suffix (powers of
-// 1024), like restic's.
-func parseSize(s string) (int64, error) {
-	if s == "" {
-		return 0, errors.New("empty size")
-	}
-	mult := int64(1)
-	switch s[len(s)-1] {
-	case 'k', 'K':
-		mult = 1 << 10
-	case 'm', 'M':
-		mult = 1 << 20
-	case 'g', 'G':
-		mult = 1 << 30
-	case 't', 'T':
-		mult = 1 << 40
-	}
-	if mult != 1 {
-		s = s[:len(s)-1]
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	if v > (1<<62)/mult {
-		return 0, errors.New("size too large")
-	}
-	return v * mult, nil
-}
-
 // readHeading says which packs are read, in restic's words.
 func readHeading(opts checkOptions, selected int, all map[blob.ID]int64) string {
 	s := opts.readDataSubset
@@ -404,7 +375,7 @@ func readHeading(opts checkOptions, selected int, all map[blob.ID]int64) string 
 	for _, size := range all {
 		total += size
 	}
-	want, _ := parseSize(s)
+	want, _ := units.ParseBytes(s)
 	want = min(want, total)
 	pct := 100.0
 	if total > 0 {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/cairn-backup/cairn/internal/units"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/prune"
@@ -76,7 +77,7 @@ func (o pruneOptions) libOptions(a *app) (prune.Options, error) {
 	var out prune.Options
 	out.DryRun = o.dryRun
 	if o.maxRepackSize != "" {
-		n, err := prune.ParseSize(o.maxRepackSize)
+		n, err := units.ParseBytes(o.maxRepackSize)
 		if err != nil {
 			return out, fmt.Errorf("invalid --max-repack-size %q: %w", o.maxRepackSize, err)
 		}
@@ -88,7 +89,7 @@ func (o pruneOptions) libOptions(a *app) (prune.Options, error) {
 	}
 	out.MaxUnused = mu
 	if o.repackSmallerThan != "" {
-		n, err := prune.ParseSize(o.repackSmallerThan)
+		n, err := units.ParseBytes(o.repackSmallerThan)
 		if err != nil {
 			return out, fmt.Errorf("invalid number of bytes %q for --repack-smaller-than: %v", o.repackSmallerThan, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-backup/cairn/internal/units"
 	"github.com/cairn-backup/cairn/repo/blob"
 )
 
@@ -100,7 +101,7 @@ func ParseMaxUnused(s string) (MaxUnused, error) {
 		}
 		return MaxUnusedPercent(p)
 	}
-	n, err := ParseSize(v)
+	n, err := units.ParseBytes(v)
 	if err != nil {
 		return MaxUnused{}, fmt.Errorf("invalid number of bytes %q for --max-unused: %v", s, err)
 	}
@@ -132,36 +133,4 @@ func (m MaxUnused) String() string {
 		return "unlimited"
 	}
 	return "5%"
-}
-
-// ParseSize parses a byte count with an optional k/m/g/t suffix (powers of
-// 1024), like restic's ui.ParseBytes.
-func ParseSize(s string) (int64, error) {
-	if s == "" {
-		return 0, errors.New("expected size, got empty string")
-	}
-	mult := int64(1)
-	switch s[len(s)-1] {
-	case 'b', 'B':
-		s = s[:len(s)-1]
-	case 'k', 'K':
-		mult = 1 << 10
-	case 'm', 'M':
-		mult = 1 << 20
-	case 'g', 'G':
-		mult = 1 << 30
-	case 't', 'T':
-		mult = 1 << 40
-	}
-	if mult != 1 {
-		s = s[:len(s)-1]
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	if v < 0 || v > math.MaxInt64/mult {
-		return 0, fmt.Errorf("size %s out of range", s)
-	}
-	return v * mult, nil
 }

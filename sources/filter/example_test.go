@@ -32,15 +32,3 @@ func ExampleNew() {
 	// /var/app/db true
 	// /var/app/notes false
 }
-
-func ExampleParseSize() {
-	for _, s := range []string{"2048", "10k", "20M", "1G"} {
-		n, _ := filter.ParseSize(s)
-		fmt.Println(s, n)
-	}
-	// Output:
-	// 2048 2048
-	// 10k 10240
-	// 20M 20971520
-	// 1G 1073741824
-}

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/bits"
-	"strconv"
 	"strings"
 
+	"github.com/cairn-backup/cairn/internal/units"
 	"github.com/cairn-backup/cairn/sources"
 )
 
@@ -106,7 +105,7 @@ func New(opts Options) (*Filter, error) {
 	}
 
 	if opts.ExcludeLargerThan != "" {
-		if f.maxSize, err = ParseSize(opts.ExcludeLargerThan); err != nil {
+		if f.maxSize, err = units.ParseBytes(opts.ExcludeLargerThan); err != nil {
 			return nil, fmt.Errorf("--exclude-larger-than: %w", err)
 		}
 	}
@@ -123,38 +122,6 @@ func parseMarker(spec string) (marker, error) {
 		return marker{}, errors.New("the marker must be a file name, not a path")
 	}
 	return marker{name: name, header: []byte(header)}, nil
-}
-
-// ParseSize parses a size the way restic's --exclude-larger-than does: a
-// decimal number of bytes, optionally followed by b/B (bytes), k/K (KiB),
-// m/M (MiB), g/G (GiB) or t/T (TiB).
-func ParseSize(s string) (int64, error) {
-	if s == "" {
-		return 0, errors.New("empty size")
-	}
-	num, unit := s[:len(s)-1], uint64(1)
-	switch s[len(s)-1] {
-	case 'b', 'B':
-	case 'k', 'K':
-		unit = 1 << 10
-	case 'm', 'M':
-		unit = 1 << 20
-	case 'g', 'G':
-		unit = 1 << 30
-	case 't', 'T':
-		unit = 1 << 40
-	default:
-		num = s
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: %w", s, err)
-	}
-	hi, lo := bits.Mul64(uint64(v), unit)
-	if hi != 0 || int64(lo) < 0 {
-		return 0, fmt.Errorf("size %q: %w", s, strconv.ErrRange)
-	}
-	return int64(lo), nil
 }
 
 // Excluded reports whether e is left out by a pattern or by its size.
