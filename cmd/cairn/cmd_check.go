@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/internal/units"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
@@ -389,51 +388,5 @@ func readHeading(opts checkOptions, selected int, all map[blob.ID]int64) string 
 // restic's check fails the whole selection then: an error here is reported
 // and no tree is checked.
 func selectCheckSnapshots(ctx context.Context, r *repo.Repository, f *snapshotFilterFlags, args []string) ([]*repo.Snapshot, error) {
-	if len(args) == 0 {
-		flt := f.filter()
-		var out []*repo.Snapshot
-		err := r.ForEachSnapshot(ctx, func(id blob.ID, sn *repo.Snapshot, err error) error {
-			if err != nil {
-				return err
-			}
-			if flt.Matches(sn) {
-				out = append(out, sn)
-			}
-			return nil
-		})
-		return out, err
-	}
-	var out []*repo.Snapshot
-	seen := map[blob.ID]bool{}
-	usedFilter := false
-	for _, s := range args {
-		var sn *repo.Snapshot
-		var err error
-		switch {
-		case s == "latest":
-			if usedFilter {
-				continue
-			}
-			usedFilter = true
-			sn, _, err = r.FindSnapshot(ctx, "latest", f.filter())
-		case strings.Contains(s, ":"):
-			err = errors.New("<snapshot>:<subfolder> syntax not allowed")
-		default:
-			var id blob.ID
-			if id, err = r.FindID(ctx, backend.SnapshotFile, s); err == nil {
-				sn, err = r.LoadSnapshot(ctx, id)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !seen[sn.ID()] {
-			seen[sn.ID()] = true
-			out = append(out, sn)
-		}
-	}
-	if !usedFilter && !f.empty() {
-		return nil, errors.New("explicit snapshot ids are given")
-	}
-	return out, nil
+	return resolveSnapshots(ctx, r, f, args, func(_ string, err error) error { return err })
 }

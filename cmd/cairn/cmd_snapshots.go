@@ -138,13 +138,26 @@ func runSnapshots(ctx context.Context, a *app, opts snapshotsOptions, args []str
 // "latest") or, without args, all that pass the filter. Snapshots that
 // cannot be loaded are reported and skipped, like restic does.
 func selectSnapshots(ctx context.Context, r *repo.Repository, f *snapshotFilterFlags, args []string, p *printer) ([]*repo.Snapshot, error) {
+	list, err := resolveSnapshots(ctx, r, f, args, func(what string, err error) error {
+		p.E("Ignoring %q: %v", what, err)
+		return nil
+	})
+	if err != nil && len(args) == 0 {
+		return nil, fmt.Errorf("could not load snapshots: %w", err)
+	}
+	return list, err
+}
+
+// resolveSnapshots does the work of selectSnapshots; onErr decides whether
+// a snapshot (or the filters, ignored next to explicit IDs) that cannot be
+// used is skipped (nil) or ends the selection (its error).
+func resolveSnapshots(ctx context.Context, r *repo.Repository, f *snapshotFilterFlags, args []string, onErr func(what string, err error) error) ([]*repo.Snapshot, error) {
 	if len(args) == 0 {
 		flt := f.filter()
 		var out []*repo.Snapshot
 		err := r.ForEachSnapshot(ctx, func(id blob.ID, sn *repo.Snapshot, err error) error {
 			if err != nil {
-				p.E("Ignoring %q: %v", id.String(), err)
-				return nil
+				return onErr(id.String(), err)
 			}
 			if flt.Matches(sn) {
 				out = append(out, sn)
@@ -152,7 +165,7 @@ func selectSnapshots(ctx context.Context, r *repo.Repository, f *snapshotFilterF
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("could not load snapshots: %w", err)
+			return nil, err
 		}
 		return out, nil
 	}
@@ -181,7 +194,9 @@ func selectSnapshots(ctx context.Context, r *repo.Repository, f *snapshotFilterF
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			p.E("Ignoring %q: %v", s, err)
+			if err := onErr(s, err); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if seen[sn.ID()] {
@@ -191,7 +206,9 @@ func selectSnapshots(ctx context.Context, r *repo.Repository, f *snapshotFilterF
 		out = append(out, sn)
 	}
 	if !usedFilter && !f.empty() {
-		p.E("Ignoring %q: %v", "filters", "explicit snapshot ids are given")
+		if err := onErr("filters", errors.New("explicit snapshot ids are given")); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
