@@ -62,7 +62,12 @@ type RewriteIndexProgress struct {
 //     restic's (a pack is never split, so a file may exceed that by one
 //     pack's blobs);
 //  3. only then is every listed old file deleted;
-//  4. the in-memory index is replaced by one built from the new files.
+//  4. the in-memory index becomes what the new files list: changed in place
+//     (dropped and replaced packs removed, added ones added), or, with
+//     FromScratch, replaced by one built from the new files.
+//
+// The new files are encoded one at a time per connection straight from the
+// in-memory index, so the rewrite needs little memory beyond the index.
 //
 // Between 2 and 3 the repository lists some packs twice, which every reader
 // (restic included) accepts. If a deletion fails, RewriteIndex returns an
@@ -72,8 +77,8 @@ type RewriteIndexProgress struct {
 //
 // The caller must hold the exclusive lock and nothing else may use r
 // meanwhile: no open BlobWriter (flush it first, its packs are then in the
-// in-memory index) and no reader holding the *index.Index from r.Index(),
-// which is a new object afterwards.
+// in-memory index) and no reader using the *index.Index from r.Index()
+// (which is a new object afterwards with FromScratch).
 //
 // It returns the IDs of the new index files (none if the new index is
 // empty: restic writes no empty index files either).
@@ -94,17 +99,21 @@ func (r *Repository) RewriteIndex(ctx context.Context, opts RewriteIndexOptions)
 		return nil, fmt.Errorf("rewrite index: list index files: %w", err)
 	}
 
-	files := r.newIndexFiles(opts)
+	plan := r.newIndexPlan(opts)
 	var prog progressState
 	prog.fn = opts.Progress
-	prog.p.ToSave = len(files)
+	prog.p.ToSave = len(plan.files)
 
-	ids := make([]blob.ID, len(files))
+	// Each file's entries are materialised, encoded and saved in its own
+	// goroutine and then dropped: at most Connections() files are in
+	// memory, never a second copy of the whole index.
+	ids := make([]blob.ID, len(plan.files))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(int(max(1, r.be.Connections())))
-	for i := range files {
+	for i := range plan.files {
 		g.Go(func() error {
-			buf, err := files[i].Encode()
+			f := plan.file(i)
+			buf, err := f.Encode()
 			if err != nil {
 				return err
 			}
@@ -159,69 +168,131 @@ func (r *Repository) RewriteIndex(ctx context.Context, opts RewriteIndexOptions)
 		return ids, err
 	}
 
-	idx := index.New()
-	for i := range files {
-		idx.AddFile(ids[i], &files[i])
-	}
 	r.indexMu.Lock()
-	r.idx = idx
+	defer r.indexMu.Unlock()
+	if opts.FromScratch {
+		idx := index.New()
+		for i := range plan.files {
+			f := plan.file(i)
+			idx.AddFile(ids[i], &f)
+		}
+		r.idx = idx
+	} else {
+		// The in-memory index becomes what the new files list, in place:
+		// dropped and replaced packs go, added ones come in.
+		var gone []blob.ID
+		for _, id := range r.idx.Packs() {
+			if plan.replaced[id] || (opts.Drop != nil && opts.Drop(id)) {
+				gone = append(gone, id)
+			}
+		}
+		r.idx.DropPacks(gone)
+		for _, p := range plan.packs {
+			if p.add >= 0 {
+				r.idx.AddPack(p.id, opts.Add[p.add].PackBlobs())
+			}
+		}
+		fileOf := make(map[blob.ID]blob.ID)
+		for i, f := range plan.files {
+			for _, p := range plan.packs[f.from:f.to] {
+				fileOf[p.id] = ids[i]
+			}
+		}
+		r.idx.SetIndexFiles(func(pack blob.ID) []blob.ID {
+			if id, ok := fileOf[pack]; ok {
+				return []blob.ID{id}
+			}
+			return nil
+		})
+	}
 	r.indexLoaded = true
-	r.indexMu.Unlock()
 	return ids, nil
 }
 
-// newIndexFiles groups the packs of the new index into files of about
-// indexMaxBlobs blobs. Packs are sorted by ID and blobs by offset, so the same
-// state always gives the same files.
-func (r *Repository) newIndexFiles(opts RewriteIndexOptions) []index.File {
-	byPack := make(map[blob.ID][]index.BlobEntry)
-	if !opts.FromScratch {
-		replaced := make(map[blob.ID]bool, len(opts.Add))
-		for _, p := range opts.Add {
-			replaced[p.ID] = true
-		}
-		// Each yields one entry per stored location, possibly twice
-		// (a pack added by a BlobWriter and then by its index file):
-		// duplicates are dropped below.
-		r.idx.Each(func(loc index.Location) bool {
-			if replaced[loc.Pack] || (opts.Drop != nil && opts.Drop(loc.Pack)) {
-				return true
-			}
-			byPack[loc.Pack] = append(byPack[loc.Pack], index.BlobEntry{
-				ID: loc.ID, Type: loc.Type, Offset: loc.Offset, Length: loc.Length,
-				UncompressedLength: loc.UncompressedLength,
-			})
-			return true
-		})
-	}
-	for _, p := range opts.Add {
-		// Add is the caller's: copy, so sorting below does not touch it.
-		byPack[p.ID] = append(byPack[p.ID][:0:0], p.Blobs...)
-	}
-	packs := make([]blob.ID, 0, len(byPack))
-	for id := range byPack {
-		packs = append(packs, id)
-	}
-	slices.SortFunc(packs, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+// indexPlan is the content of the new index files: packs sorted by ID, each
+// either a group of the in-memory index or an added entry, cut into files
+// of about indexMaxBlobs blobs.
+type indexPlan struct {
+	groups   *index.PackGroups
+	add      []index.PackEntry
+	packs    []planPack
+	files    []planFile
+	replaced map[blob.ID]bool
+}
 
-	var files []index.File
-	var cur index.File
-	n := 0
-	for _, id := range packs {
-		blobs := byPack[id]
-		slices.SortFunc(blobs, func(a, b index.BlobEntry) int { return int(int64(a.Offset) - int64(b.Offset)) })
-		blobs = slices.CompactFunc(blobs, func(a, b index.BlobEntry) bool { return a.Offset == b.Offset && a.ID == b.ID && a.Type == b.Type })
-		cur.Packs = append(cur.Packs, index.PackEntry{ID: id, Blobs: blobs})
-		n += len(blobs)
-		if n >= indexMaxBlobs {
-			files = append(files, cur)
-			cur, n = index.File{}, 0
+type planPack struct {
+	id    blob.ID
+	group int // index into groups, or -1
+	add   int // index into add, or -1
+}
+
+type planFile struct{ from, to int } // packs[from:to]
+
+// newIndexPlan groups the packs of the new index into files of about
+// indexMaxBlobs blobs (a pack is never split). Packs are sorted by ID and
+// blobs by offset, so the same state always gives the same files.
+func (r *Repository) newIndexPlan(opts RewriteIndexOptions) *indexPlan {
+	pl := &indexPlan{add: opts.Add, replaced: make(map[blob.ID]bool, len(opts.Add))}
+	for _, p := range opts.Add {
+		pl.replaced[p.ID] = true
+	}
+	var counts []int
+	if !opts.FromScratch {
+		pl.groups = r.idx.GroupByPack(func(id blob.ID) bool {
+			return pl.replaced[id] || (opts.Drop != nil && opts.Drop(id))
+		})
+		for i := range pl.groups.Len() {
+			pl.packs = append(pl.packs, planPack{id: pl.groups.ID(i), group: i, add: -1})
+			counts = append(counts, pl.groups.Count(i))
 		}
 	}
-	if len(cur.Packs) > 0 {
-		files = append(files, cur)
+	// Add may name a pack twice: the last entry wins, as it did when
+	// entries were collected into a map.
+	last := make(map[blob.ID]int, len(opts.Add))
+	for i, p := range opts.Add {
+		last[p.ID] = i
 	}
-	return files
+	for i, p := range opts.Add {
+		if last[p.ID] == i {
+			pl.packs = append(pl.packs, planPack{id: p.ID, group: -1, add: i})
+			counts = append(counts, len(p.Blobs))
+		}
+	}
+	order := make([]int, len(pl.packs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(pl.packs[a].id[:], pl.packs[b].id[:]) })
+	sorted := make([]planPack, len(order))
+	n, from := 0, 0
+	for i, o := range order {
+		sorted[i] = pl.packs[o]
+		n += counts[o]
+		if n >= indexMaxBlobs {
+			pl.files = append(pl.files, planFile{from, i + 1})
+			from, n = i+1, 0
+		}
+	}
+	if from < len(sorted) {
+		pl.files = append(pl.files, planFile{from, len(sorted)})
+	}
+	pl.packs = sorted
+	return pl
+}
+
+// file materialises new index file i.
+func (pl *indexPlan) file(i int) index.File {
+	f := index.File{Packs: make([]index.PackEntry, 0, pl.files[i].to-pl.files[i].from)}
+	for _, p := range pl.packs[pl.files[i].from:pl.files[i].to] {
+		if p.group >= 0 {
+			f.Packs = append(f.Packs, pl.groups.Entry(p.group))
+			continue
+		}
+		// Add is the caller's: copy, so sorting does not touch it.
+		blobs := index.SortBlobs(slices.Clone(pl.add[p.add].Blobs))
+		f.Packs = append(f.Packs, index.PackEntry{ID: p.id, Blobs: blobs})
+	}
+	return f
 }
 
 // progressState serialises calls to a RewriteIndexOptions.Progress.
@@ -238,4 +309,15 @@ func (s *progressState) update(f func(*RewriteIndexProgress)) {
 	if s.fn != nil {
 		s.fn(s.p)
 	}
+}
+
+// UnloadIndex empties the in-memory index and marks it not loaded, so that
+// the next EnsureIndex loads it again from the index files. Prune calls it
+// when it fails after dropping packs from the in-memory index that the
+// index files still list. The caller must hold the only reference to r.
+func (r *Repository) UnloadIndex() {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	r.idx = index.New()
+	r.indexLoaded = false
 }

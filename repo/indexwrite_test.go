@@ -205,12 +205,13 @@ func TestNewIndexFilesSplit(t *testing.T) {
 		add = append(add, p)
 		total += len(p.Blobs)
 	}
-	files := r.newIndexFiles(RewriteIndexOptions{FromScratch: true, Add: add})
-	if len(files) != 3 {
-		t.Fatalf("%d files for %d blobs, want 3", len(files), total)
+	plan := r.newIndexPlan(RewriteIndexOptions{FromScratch: true, Add: add})
+	if len(plan.files) != 3 {
+		t.Fatalf("%d files for %d blobs, want 3", len(plan.files), total)
 	}
 	n := 0
-	for _, f := range files {
+	for i := range plan.files {
+		f := plan.file(i)
 		if c := f.BlobCount(); c > indexMaxBlobs+1000 {
 			t.Fatalf("file with %d blobs", c)
 		}

@@ -55,6 +55,7 @@ func main() {
 	resticBin := flag.String("restic", filepath.Join(os.Getenv("HOME"), ".cache/cairn-tools/restic-v0.19.1/restic"), "restic 0.19.1 binary")
 	rounds := flag.Int("rounds", 1, "rounds")
 	scale := flag.Int("scale", 100, "size in percent of the default shape (1.05 M blobs, 260 snapshots)")
+	heapProfile := flag.String("heapprofile", "", "instead of the comparison, prune a prepared copy in this process and write the heap profile at the peak of the live heap here")
 	flag.Parse()
 	sh := shape{snapshots: 260, forget: 50, dirs: 1050, filesPerDir: 10, blobsPerFile: 100, window: 50, step: 4, minBlob: 200, blobRange: 400}
 	sh.dirs = sh.dirs * *scale / 100
@@ -67,6 +68,12 @@ func main() {
 			log.Fatal(err)
 		}
 		log.Printf("generated %s in %v", base, time.Since(t0).Round(time.Millisecond))
+	}
+	if *heapProfile != "" {
+		dir := filepath.Join(*work, "run-profile")
+		prepare(base, dir, sh)
+		profilePrune(dir, *heapProfile)
+		return
 	}
 	if *cairnBin == "" {
 		*cairnBin = filepath.Join(*work, "cairn")

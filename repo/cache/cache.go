@@ -10,12 +10,12 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -139,23 +139,25 @@ func (c *Backend) fetch(ctx context.Context, h backend.Handle, p string) error {
 	if _, err := os.Stat(p); err == nil {
 		return nil // another goroutine fetched it
 	}
-	var buf bytes.Buffer
-	err := c.Backend.Load(ctx, h, 0, 0, func(rd io.Reader) error {
-		buf.Reset()
-		_, err := io.Copy(&buf, rd)
-		return err
+	// Streamed to a temporary file while hashing: a tree pack is as large
+	// as any pack, and holding it in memory (several downloads at once)
+	// cost prune and check tens of MiB.
+	return writeAtomicFrom(p, h.Name, func(w *restartWriter) error {
+		return c.Backend.Load(ctx, h, 0, 0, func(rd io.Reader) error {
+			// A retrying backend calls this again after a failed
+			// attempt: start over.
+			if err := w.restart(); err != nil {
+				return err
+			}
+			_, err := io.Copy(w, rd)
+			return err
+		})
 	})
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(buf.Bytes())
-	if hex.EncodeToString(sum[:]) != h.Name {
-		return fmt.Errorf("cache %v: content does not match its name", h)
-	}
-	return writeAtomic(p, buf.Bytes())
 }
 
-func writeAtomic(p string, data []byte) error {
+// writeAtomicFrom writes what fill writes to p via a temporary file,
+// checking its SHA-256 against name when name is not empty.
+func writeAtomicFrom(p, name string, fill func(*restartWriter) error) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
@@ -163,10 +165,17 @@ func writeAtomic(p string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	fail := func(err error) error {
 		f.Close()
 		os.Remove(f.Name())
 		return err
+	}
+	hw := sha256.New()
+	if err := fill(&restartWriter{f: f, h: hw}); err != nil {
+		return fail(err)
+	}
+	if name != "" && hex.EncodeToString(hw.Sum(nil)) != name {
+		return fail(fmt.Errorf("cache %s: content does not match its name", name))
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
@@ -177,6 +186,26 @@ func writeAtomic(p string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// restartWriter writes to a file and a hash; restart empties both.
+type restartWriter struct {
+	f *os.File
+	h hash.Hash
+}
+
+func (w *restartWriter) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	return w.f.Write(p)
+}
+
+func (w *restartWriter) restart() error {
+	w.h.Reset()
+	if err := w.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := w.f.Seek(0, io.SeekStart)
+	return err
 }
 
 // Save writes through and keeps a copy of cacheable files.
@@ -190,11 +219,11 @@ func (c *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 	if err := rd.Rewind(); err != nil {
 		return nil
 	}
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return nil
-	}
-	_ = writeAtomic(c.path(h), data)
+	// Streamed: a saved tree pack is as large as any pack.
+	_ = writeAtomicFrom(c.path(h), "", func(w *restartWriter) error {
+		_, err := io.Copy(w, rd)
+		return err
+	})
 	return nil
 }
 

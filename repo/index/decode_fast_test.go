@@ -1,6 +1,8 @@
 package index
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -122,5 +124,39 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The fast encoder writes exactly what encoding/json writes, and leaves
+// an entry of an invalid type to it (which fails).
+func TestEncodeFastMatchesJSON(t *testing.T) {
+	f := File{Packs: []PackEntry{
+		{ID: testID(1), Blobs: []BlobEntry{
+			{ID: testID(2), Type: blob.DataBlob, Offset: 0, Length: 4294967295},
+			{ID: testID(3), Type: blob.TreeBlob, Offset: 12345, Length: 77, UncompressedLength: 1 << 31},
+		}},
+		{ID: testID(4)},
+		{ID: testID(5), Blobs: []BlobEntry{}},
+	}}
+	for _, f := range []File{f, {}, {Packs: []PackEntry{}}} {
+		got, err := f.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := File{Packs: f.Packs}
+		if out.Packs == nil {
+			out.Packs = []PackEntry{}
+		}
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(&out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("fast encoding\n%s\nencoding/json\n%s", got, want.Bytes())
+		}
+	}
+	bad := File{Packs: []PackEntry{{ID: testID(1), Blobs: []BlobEntry{{ID: testID(2), Type: 7, Length: 40}}}}}
+	if _, err := bad.Encode(); err == nil {
+		t.Fatal("an entry of blob type 7 was encoded")
 	}
 }

@@ -75,25 +75,25 @@ func (p *Plan) Execute(ctx context.Context) error {
 	if len(p.repack) > 0 {
 		pr.P("repacking packs")
 		if err := p.copyKept(ctx, r); err != nil {
+			// The copy dropped the packs it had copied from the
+			// in-memory index; the index files still list them.
+			r.UnloadIndex()
 			return fmt.Errorf("repack: %w", err)
 		}
-		if len(p.keep) != 0 {
-			var left []string
-			for h := range p.keep {
-				left = append(left, h.String())
-			}
-			slices.Sort(left)
-			pr.E("%v was not repacked\n\nIntegrity check failed.", left)
+		left := 0
+		p.keep.each(func(blob.Type, int) { left++ })
+		if left != 0 {
+			r.UnloadIndex()
+			pr.E("%d blobs were not repacked\n\nIntegrity check failed.", left)
 			return errors.New("internal error: blobs were not repacked")
 		}
-		p.keep = nil
+		p.keep = slotSet{}
 		for id := range p.repack {
 			p.remove[id] = struct{}{}
 		}
 	}
 
-	// The copy's garbage goes before the index rewrite, which needs the
-	// old and the new index in memory at once.
+	// The copy's garbage goes before the index rewrite.
 	runtime.GC()
 	drop := make(map[blob.ID]struct{}, len(p.ignore)+len(p.remove))
 	for id := range p.ignore {
@@ -115,7 +115,8 @@ func (p *Plan) Execute(ctx context.Context) error {
 		if err != nil {
 			// Old index files that still list the packs may remain:
 			// deleting the packs now would leave the index pointing at
-			// nothing.
+			// nothing. The in-memory index lacks the copied packs.
+			r.UnloadIndex()
 			return fmt.Errorf("rebuild index (no pack was deleted): %w", err)
 		}
 	}
@@ -179,16 +180,26 @@ func deletePacks(ctx context.Context, be backend.Backend, ids []blob.ID, pr Prin
 	_ = g.Wait()
 }
 
+// copyItem is a copy of a blob to keep, by index slots: the location to
+// read (slot) and the blob's claim in keep (first).
+type copyItem struct {
+	t           blob.Type
+	slot, first int32
+}
+
 // copyKept copies the kept blobs of the packs to repack into new packs. Each
 // worker streams one pack at a time and holds one blob, so memory does not
-// grow with the pack size; one connection stays free for the uploads.
+// grow with the pack size; one connection stays free for the uploads. A
+// pack's entries are dropped from the in-memory index once its blobs are
+// copied, so the index holds about as many entries at the end as at the
+// start instead of the old and the new copies together. On error the
+// in-memory index is incomplete: the caller unloads it.
 func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
-	byPack := make(map[blob.ID][]pack.Blob, len(p.repack))
-	r.Index().Each(func(loc index.Location) bool {
-		if has(p.repack, loc.Pack) {
-			if _, ok := p.keep[loc.Handle]; ok {
-				byPack[loc.Pack] = append(byPack[loc.Pack], loc.Blob)
-			}
+	idx := r.Index()
+	byPack := make(map[blob.ID][]copyItem, len(p.repack))
+	idx.EachEntry(func(e index.Entry) bool {
+		if has(p.repack, e.Pack) && p.keep.has(e.Type, e.First) {
+			byPack[e.Pack] = append(byPack[e.Pack], copyItem{e.Type, int32(e.Slot), int32(e.First)})
 		}
 		return true
 	})
@@ -198,23 +209,23 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 		return err
 	}
 	var keepMu sync.Mutex
-	// take reports whether h still needs copying and claims it: a blob in
-	// two packs being repacked is copied once, and a retried download does
-	// not copy it again.
-	take := func(h blob.Handle) bool {
+	// take reports whether the blob still needs copying and claims it: a
+	// blob in two packs being repacked is copied once, and a retried
+	// download does not copy it again.
+	take := func(t blob.Type, first int32) bool {
 		keepMu.Lock()
 		defer keepMu.Unlock()
-		if _, ok := p.keep[h]; !ok {
+		if !p.keep.has(t, int(first)) {
 			return false
 		}
-		delete(p.keep, h)
+		p.keep.del(t, int(first))
 		return true
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	type job struct {
 		id    blob.ID
-		blobs []pack.Blob
+		items []copyItem
 	}
 	work := make(chan job)
 	g.Go(func() error {
@@ -240,9 +251,21 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 			}
 			defer dec.Close()
 			for j := range work {
-				if err := copyPack(gctx, r, w, dec, j.id, j.blobs, take); err != nil {
+				blobs := make([]keptBlob, 0, len(j.items))
+				for _, it := range j.items {
+					loc, ok := idx.At(it.t, int(it.slot))
+					if !ok {
+						return fmt.Errorf("pack %s: index entry %d of type %v vanished", j.id.Str(), it.slot, it.t)
+					}
+					blobs = append(blobs, keptBlob{loc.Blob, it.first})
+				}
+				if err := copyPack(gctx, r, w, dec, j.id, blobs, take); err != nil {
 					return err
 				}
+				// Its blobs are in the writer now: the old entries
+				// are not needed any more (the index files still list
+				// them until the rewrite).
+				idx.DropPacks([]blob.ID{j.id})
 			}
 			return nil
 		})
@@ -256,13 +279,19 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 	return w.Flush(ctx)
 }
 
+// keptBlob is a blob to copy and its claim in the plan's keep set.
+type keptBlob struct {
+	pack.Blob
+	first int32
+}
+
 // copyPack reads the blobs of one pack in a single request (from its first
 // to its last kept blob) and saves those that take claims.
-func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *zstd.Decoder, id blob.ID, blobs []pack.Blob, take func(blob.Handle) bool) error {
+func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *zstd.Decoder, id blob.ID, blobs []keptBlob, take func(blob.Type, int32) bool) error {
 	if len(blobs) == 0 {
 		return nil
 	}
-	slices.SortFunc(blobs, func(a, b pack.Blob) int { return int(int64(a.Offset) - int64(b.Offset)) })
+	slices.SortFunc(blobs, func(a, b keptBlob) int { return int(int64(a.Offset) - int64(b.Offset)) })
 	start := int64(blobs[0].Offset)
 	last := blobs[len(blobs)-1]
 	length := int64(last.Offset) + int64(last.Length) - start
@@ -286,10 +315,10 @@ func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *
 				return err
 			}
 			pos = int64(b.Offset) + int64(b.Length)
-			if !take(b.Handle) {
+			if !take(b.Type, b.first) {
 				continue
 			}
-			data, err := openBlob(key, dec, b, buf, &plain)
+			data, err := openBlob(key, dec, b.Blob, buf, &plain)
 			if err != nil {
 				return fmt.Errorf("pack %s: %w", id.Str(), err)
 			}

@@ -56,9 +56,9 @@ type Plan struct {
 	repack map[blob.ID]struct{} // packs whose used blobs are copied, then deleted
 	remove map[blob.ID]struct{} // packs with no used blob
 	ignore map[blob.ID]struct{} // indexed but missing and unneeded: dropped from the index
-	// keep holds the used blobs whose only kept copy is in a pack to
-	// repack; Execute empties it as it copies them.
-	keep usedSet
+	// keep holds the used blobs (First slots) whose only kept copy is in a
+	// pack to repack; Execute empties it as it copies them.
+	keep slotSet
 }
 
 type packInfo struct {
@@ -124,13 +124,13 @@ func NewPlan(ctx context.Context, r *repo.Repository, opts Options) (*Plan, erro
 		// A used blob with a copy in a pack that stays needs no copying.
 		// A pack that is missing does not count as staying (restic counts
 		// it, and would lose a blob whose other copy it repacks).
-		r.Index().Each(func(loc index.Location) bool {
-			if !has(p.remove, loc.Pack) && !has(p.repack, loc.Pack) && !has(p.ignore, loc.Pack) {
-				delete(used, loc.Handle)
+		r.Index().EachEntry(func(e index.Entry) bool {
+			if !has(p.remove, e.Pack) && !has(p.repack, e.Pack) && !has(p.ignore, e.Pack) {
+				used.slots.del(e.Type, e.First)
 			}
 			return true
 		})
-		p.keep = used
+		p.keep = used.slots
 	}
 	// The walk's and the counting's garbage goes before Execute allocates.
 	runtime.GC()
@@ -147,42 +147,46 @@ func has(set map[blob.ID]struct{}, id blob.ID) bool {
 // more than once exactly one copy counts as used, chosen like restic does:
 // preferably in a pack with other used blobs, or in a pack of nothing but
 // duplicates (what an interrupted prune leaves), else the last copy seen.
-func packInfoFromIndex(idx *index.Index, used usedSet, stats *Stats, pr Printer) (map[blob.ID]*packInfo, error) {
-	idx.Each(func(loc index.Location) bool {
-		if n, ok := used[loc.Handle]; ok && n < math.MaxUint8 {
-			used[loc.Handle] = n + 1
-		}
-		return true
-	})
-	var missing []string
-	for h, n := range used {
-		if n == 0 {
+func packInfoFromIndex(idx *index.Index, used *usedBlobs, stats *Stats, pr Printer) (map[blob.ID]*packInfo, error) {
+	if len(used.missing) > 0 {
+		var missing []string
+		for h := range used.missing {
 			missing = append(missing, h.String())
 		}
-	}
-	if len(missing) > 0 {
 		slices.Sort(missing)
 		pr.E("{%s} not found in the index\n\nIntegrity check failed: Data seems to be missing.\nWill not start prune to prevent (additional) data loss!", strings.Join(missing, " "))
 		return nil, fmt.Errorf("%w: %d used blobs are in no pack", ErrIndexIncomplete, len(missing))
 	}
+	// copies counts the copies of each used blob (by its First slot),
+	// saturating at 255; unused blobs stay at 0.
+	var copies [3][]uint8
+	for _, t := range []blob.Type{blob.DataBlob, blob.TreeBlob} {
+		copies[t] = make([]uint8, idx.Slots(t))
+	}
+	idx.EachEntry(func(e index.Entry) bool {
+		if c := &copies[e.Type][e.First]; used.slots.has(e.Type, e.First) && *c < math.MaxUint8 {
+			*c++
+		}
+		return true
+	})
 
 	packs := make(map[blob.ID]*packInfo)
 	hasDuplicates := false
-	idx.Each(func(loc index.Location) bool {
-		ip := packs[loc.Pack]
+	idx.EachEntry(func(e index.Entry) bool {
+		ip := packs[e.Pack]
 		if ip == nil {
 			// Header size counts as used, as in restic.
 			ip = &packInfo{tpe: noType, usedSize: uint64(pack.HeaderSize(nil))}
-			packs[loc.Pack] = ip
+			packs[e.Pack] = ip
 		}
-		ip.usedSize += uint64(pack.HeaderSize([]pack.Blob{loc.Blob}) - pack.HeaderSize(nil))
+		ip.usedSize += uint64(pack.HeaderSize([]pack.Blob{e.Blob}) - pack.HeaderSize(nil))
 		if ip.tpe == noType {
-			ip.tpe = loc.Type
-		} else if ip.tpe != loc.Type {
+			ip.tpe = e.Type
+		} else if ip.tpe != e.Type {
 			ip.tpe = mixedPack
 		}
-		size := uint64(loc.Length)
-		switch n := used[loc.Handle]; {
+		size := uint64(e.Length)
+		switch n := copies[e.Type][e.First]; {
 		case n >= 2:
 			hasDuplicates = true
 			ip.unusedSize += size
@@ -201,7 +205,7 @@ func packInfoFromIndex(idx *index.Index, used usedSet, stats *Stats, pr Printer)
 			stats.Size.Unused += size
 			stats.Blobs.Unused++
 		}
-		if !loc.IsCompressed() {
+		if !e.IsCompressed() {
 			ip.uncompressed = true
 		}
 		return true
@@ -210,15 +214,15 @@ func packInfoFromIndex(idx *index.Index, used usedSet, stats *Stats, pr Printer)
 	if hasDuplicates {
 		// The count of a duplicate goes down with each copy left unused;
 		// 0 marks the last copy, which is then taken; 1 means one was taken.
-		idx.Each(func(loc index.Location) bool {
-			n, ok := used[loc.Handle]
-			if !ok || n == 1 {
+		idx.EachEntry(func(e index.Entry) bool {
+			c := &copies[e.Type][e.First]
+			if !used.slots.has(e.Type, e.First) || *c == 1 {
 				return true
 			}
-			ip := packs[loc.Pack]
-			size := uint64(loc.Length)
+			ip := packs[e.Pack]
+			size := uint64(e.Length)
 			switch {
-			case ip.usedBlobs > 0, ip.duplicateBlobs == ip.unusedBlobs, n == 0:
+			case ip.usedBlobs > 0, ip.duplicateBlobs == ip.unusedBlobs, *c == 0:
 				ip.usedSize += size
 				ip.usedBlobs++
 				ip.unusedSize -= size
@@ -227,21 +231,24 @@ func packInfoFromIndex(idx *index.Index, used usedSet, stats *Stats, pr Printer)
 				stats.Blobs.Used++
 				stats.Size.Duplicate -= size
 				stats.Blobs.Duplicate--
-				used[loc.Handle] = 1
+				*c = 1
 			default:
-				n--
-				if n == 1 {
-					n = 0
+				*c--
+				if *c == 1 {
+					*c = 0
 				}
-				used[loc.Handle] = n
 			}
 			return true
 		})
 	}
-	for h, n := range used {
-		if n != 1 {
-			return nil, fmt.Errorf("internal error: blob %v selected %d times", h, n)
+	var err error
+	used.slots.each(func(t blob.Type, slot int) {
+		if n := copies[t][slot]; n != 1 && err == nil {
+			err = fmt.Errorf("internal error: blob of type %v in slot %d selected %d times", t, slot, n)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return packs, nil
 }
