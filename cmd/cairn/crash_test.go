@@ -316,6 +316,28 @@ func TestCrashPrune(t *testing.T) {
 	s.sweep(t)
 }
 
+// forget --prune as a CronJob runs it: snapshots removed one by one, then
+// prune in the same process. A kill after the snapshots are gone leaves a
+// rerun with nothing to forget, which (like restic's) then does not prune:
+// what the killed prune left behind is tolerated by restic check and
+// removed by the next prune.
+func TestCrashForgetPrune(t *testing.T) {
+	crashTmpfs(t)
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	base := newRepo(t)
+	srcs := backupRounds(t, base, 12)
+	s := &crashSeries{
+		name: "forget --prune", srv: srv, proxy: newCrashProxy(t, srv), base: base,
+		args: []string{"forget", "--group-by", "", "--keep-last", "4", "--prune", "--max-unused", "0"},
+		verify: func(t *testing.T, o *oracle.Restic, pt *pointRepo) {
+			snapshotCount(4)(t, o, pt)
+			restoresTo(srcs[len(srcs)-1])(t, o, pt)
+		},
+		minPoints: crashMinPoints,
+	}
+	s.sweep(t)
+}
+
 func TestCrashRepairIndex(t *testing.T) {
 	crashTmpfs(t)
 	srv := testserver.RestServer(t, testserver.RestOptions{})
