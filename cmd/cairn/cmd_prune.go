@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -135,9 +137,23 @@ func runPruneWithRepo(ctx context.Context, r *repo.Repository, popts prune.Optio
 	if r.Options().CacheDir == "" {
 		p.P("warning: running prune without a cache, this may be very slow!")
 	}
+	// Without GOMEMLIMIT, a soft limit sized from the index keeps prune's
+	// peak memory near its live heap (see prune.MemoryLimit): estimated
+	// from the index files while they load, then from the index.
+	setLimit := func() {}
+	if prev := debug.SetMemoryLimit(-1); prev == math.MaxInt64 {
+		setLimit = func() {
+			if limit, err := prune.MemoryLimit(ctx, r); err == nil {
+				debug.SetMemoryLimit(limit)
+			}
+		}
+		defer debug.SetMemoryLimit(prev)
+	}
+	setLimit()
 	if err := r.EnsureIndex(ctx, nil); err != nil {
 		return err
 	}
+	setLimit()
 	popts.Printer = p
 	popts.IgnoreSnapshots = ignore
 	plan, err := prune.NewPlan(ctx, r, popts)

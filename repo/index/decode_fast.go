@@ -50,8 +50,9 @@ func decodeFast(buf []byte) (*File, bool) {
 
 // scanner walks a JSON document; every method skips leading whitespace.
 type scanner struct {
-	b []byte
-	i int
+	b       []byte
+	i       int
+	scratch []BlobEntry // reused by packs for each pack's blobs
 }
 
 func (s *scanner) peek() byte {
@@ -190,8 +191,20 @@ func (s *scanner) packs() ([]PackEntry, bool) {
 				p.ID, ok = s.id()
 				return ok
 			case "blobs":
-				var ok bool
-				p.Blobs, ok = s.blobs(p.Blobs[:0])
+				// Decoded into a buffer reused across packs and copied
+				// out at its final size: appending to each pack's own
+				// slice made about four times its size in garbage,
+				// which set the peak memory of loading a large index.
+				blobs, ok := s.blobs(s.scratch[:0])
+				s.scratch = blobs[:0]
+				switch {
+				case blobs == nil:
+					p.Blobs = nil
+				case len(blobs) == 0:
+					p.Blobs = []BlobEntry{}
+				default:
+					p.Blobs = append([]BlobEntry(nil), blobs...)
+				}
 				return ok
 			}
 			return false

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -230,6 +231,25 @@ func (idx *Index) Each(fn func(Location) bool) {
 	}
 }
 
+// MemoryUse estimates the bytes the index holds: its entry blocks (but
+// those DropPacks freed), hash buckets and pack table.
+func (idx *Index) MemoryUse() int64 {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	var n int64
+	for i := range idx.tables {
+		t := &idx.tables[i]
+		for _, b := range t.blocks {
+			if b != nil {
+				n += int64(len(b)) * int64(unsafe.Sizeof(entry{}))
+			}
+		}
+		n += 4 * int64(len(t.buckets))
+	}
+	// A pack: its ID, number, span and map slots, and its files.
+	return n + int64(len(idx.packs))*(2*blob.IDSize+64)
+}
+
 // Entry is one stored copy of a blob with its slot. Slots number the copies
 // of each blob type from 0 to Slots(type)-1: a copy keeps its slot until it
 // is dropped (DropPacks), slots are never reused, and copies added later get
@@ -297,6 +317,36 @@ func (idx *Index) EachEntry(fn func(Entry) bool) {
 			}
 			loc := Location{Pack: idx.packs[e.pack], Blob: pack.Blob{Handle: blob.Handle{ID: e.id, Type: typ}, Offset: e.offset, Length: e.length, UncompressedLength: e.ulength}}
 			if !fn(Entry{Location: loc, Slot: i, First: int(t.first(e.id))}) {
+				return
+			}
+		}
+	}
+}
+
+// EachEntryOf calls fn for every stored copy in pack id, in slot order.
+// It scans only the slots between the pack's first and last copy, which
+// are adjacent when the pack was added at once (from one index file or
+// by AddPack). fn must not call back into the index.
+func (idx *Index) EachEntryOf(id blob.ID, fn func(Entry) bool) {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	n, ok := idx.packNo[id]
+	if !ok {
+		return
+	}
+	sp := idx.spans[n]
+	for _, typ := range []blob.Type{blob.DataBlob, blob.TreeBlob} {
+		if sp.lo[typ] < 0 {
+			continue
+		}
+		t := &idx.tables[typ]
+		for i := sp.lo[typ]; i <= sp.hi[typ]; i++ {
+			e := t.live(i)
+			if e == nil || e.pack != n {
+				continue
+			}
+			loc := Location{Pack: id, Blob: pack.Blob{Handle: blob.Handle{ID: e.id, Type: typ}, Offset: e.offset, Length: e.length, UncompressedLength: e.ulength}}
+			if !fn(Entry{Location: loc, Slot: int(i), First: int(t.first(e.id))}) {
 				return
 			}
 		}

@@ -180,30 +180,16 @@ func deletePacks(ctx context.Context, be backend.Backend, ids []blob.ID, pr Prin
 	_ = g.Wait()
 }
 
-// copyItem is a copy of a blob to keep, by index slots: the location to
-// read (slot) and the blob's claim in keep (first).
-type copyItem struct {
-	t           blob.Type
-	slot, first int32
-}
-
 // copyKept copies the kept blobs of the packs to repack into new packs. Each
 // worker streams one pack at a time and holds one blob, so memory does not
 // grow with the pack size; one connection stays free for the uploads. A
-// pack's entries are dropped from the in-memory index once its blobs are
-// copied, so the index holds about as many entries at the end as at the
-// start instead of the old and the new copies together. On error the
-// in-memory index is incomplete: the caller unloads it.
+// pack's list of blobs is read from the index when its turn comes, and its
+// entries are dropped from the in-memory index once its blobs are copied:
+// the index holds about as many entries at the end as at the start instead
+// of the old and the new copies together. On error the in-memory index is
+// incomplete: the caller unloads it.
 func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 	idx := r.Index()
-	byPack := make(map[blob.ID][]copyItem, len(p.repack))
-	idx.EachEntry(func(e index.Entry) bool {
-		if has(p.repack, e.Pack) && p.keep.has(e.Type, e.First) {
-			byPack[e.Pack] = append(byPack[e.Pack], copyItem{e.Type, int32(e.Slot), int32(e.First)})
-		}
-		return true
-	})
-
 	w, err := r.NewBlobWriter(ctx)
 	if err != nil {
 		return err
@@ -223,19 +209,12 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	type job struct {
-		id    blob.ID
-		items []copyItem
-	}
-	work := make(chan job)
+	work := make(chan blob.ID)
 	g.Go(func() error {
 		defer close(work)
 		for _, id := range p.RepackPacks() {
-			// Handed out and forgotten: the lists go as the copy proceeds.
-			j := job{id, byPack[id]}
-			delete(byPack, id)
 			select {
-			case work <- j:
+			case work <- id:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
@@ -250,22 +229,24 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 				return err
 			}
 			defer dec.Close()
-			for j := range work {
-				blobs := make([]keptBlob, 0, len(j.items))
-				for _, it := range j.items {
-					loc, ok := idx.At(it.t, int(it.slot))
-					if !ok {
-						return fmt.Errorf("pack %s: index entry %d of type %v vanished", j.id.Str(), it.slot, it.t)
+			var blobs []keptBlob // reused from pack to pack
+			for id := range work {
+				blobs = blobs[:0]
+				keepMu.Lock()
+				idx.EachEntryOf(id, func(e index.Entry) bool {
+					if p.keep.has(e.Type, e.First) {
+						blobs = append(blobs, keptBlob{e.Blob, int32(e.First)})
 					}
-					blobs = append(blobs, keptBlob{loc.Blob, it.first})
-				}
-				if err := copyPack(gctx, r, w, dec, j.id, blobs, take); err != nil {
+					return true
+				})
+				keepMu.Unlock()
+				if err := copyPack(gctx, r, w, dec, id, blobs, take); err != nil {
 					return err
 				}
 				// Its blobs are in the writer now: the old entries
 				// are not needed any more (the index files still list
 				// them until the rewrite).
-				idx.DropPacks([]blob.ID{j.id})
+				idx.DropPacks([]blob.ID{id})
 			}
 			return nil
 		})

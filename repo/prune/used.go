@@ -27,8 +27,10 @@ func newSlotSet(idx *index.Index) slotSet {
 	return s
 }
 
+// has reports whether slot is in the set; slots added to the index after
+// the set was made never are.
 func (s *slotSet) has(t blob.Type, slot int) bool {
-	return s[t][slot/64]&(1<<(slot%64)) != 0
+	return slot/64 < len(s[t]) && s[t][slot/64]&(1<<(slot%64)) != 0
 }
 
 // add adds a slot and reports whether it was new.
