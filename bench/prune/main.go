@@ -8,6 +8,8 @@
 // no files) into WORK/base and reused. Each round copies it, removes the
 // oldest snapshot files (a forget), and runs each tool's prune on its own
 // copy, reporting wall time and peak RSS; restic then checks cairn's result.
+// Each round also times both tools' check, plain and with
+// --read-data-subset 1/10, on one more copy, and the end prints medians.
 //
 // Run it from the module root:
 //
@@ -85,6 +87,11 @@ func main() {
 	}
 	fmt.Printf("repository: %d snapshots (%d forgotten before the prune), %d data blobs, %s of packs\n",
 		sh.snapshots, sh.forget, sh.dirs*sh.filesPerDir*sh.blobsPerFile, du(filepath.Join(base, "data")))
+	// check runs read-only on one copy (the state prune starts from).
+	checkDir := filepath.Join(*work, "run-check")
+	prepare(base, checkDir, sh)
+	checks := []struct{ name, subset string }{{"check", ""}, {"check --read-data-subset 1/10", "1/10"}}
+	results := map[string][]measure{}
 	for round := range *rounds {
 		tools := []struct{ name, bin string }{{"cairn", *cairnBin}, {"restic", *resticBin}}
 		if round%2 == 1 {
@@ -95,16 +102,61 @@ func main() {
 			prepare(base, dir, sh)
 			cache := filepath.Join(*work, "cache-"+tl.name)
 			_ = os.RemoveAll(cache)
-			wall, rss, out := run(tl.bin, dir, cache, "prune")
+			wall, rss, _ := run(tl.bin, dir, cache, "prune")
+			results[tl.name+" prune"] = append(results[tl.name+" prune"], measure{wall, rss})
 			fmt.Printf("round %d %-6s prune: %8.2f s  peak RSS %6.0f MiB  packs after %s\n", round+1, tl.name, wall.Seconds(), float64(rss)/1024, du(filepath.Join(dir, "data")))
 			if tl.name == "cairn" {
 				if _, _, out := run(*resticBin, dir, cache+"-check", "check"); !strings.Contains(out, "no errors were found") {
 					log.Fatalf("restic check after cairn prune:\n%s", out)
 				}
 			}
-			_ = out
+		}
+		for _, c := range checks {
+			for _, tl := range tools {
+				args := []string{"check"}
+				if c.subset != "" {
+					args = append(args, "--read-data-subset", c.subset)
+				}
+				cache := filepath.Join(*work, "cache-check-"+tl.name)
+				_ = os.RemoveAll(cache)
+				wall, rss, out := run(tl.bin, checkDir, cache, args...)
+				if !strings.Contains(out, "no errors were found") {
+					log.Fatalf("%s %s:\n%s", tl.name, c.name, out)
+				}
+				key := tl.name + " " + c.name
+				results[key] = append(results[key], measure{wall, rss})
+				fmt.Printf("round %d %-6s %s: %8.2f s  peak RSS %6.0f MiB\n", round+1, tl.name, c.name, wall.Seconds(), float64(rss)/1024)
+			}
 		}
 	}
+	fmt.Println("\nmedians (cairn / restic):")
+	for _, op := range []string{"prune", checks[0].name, checks[1].name} {
+		cw, cr := median(results["cairn "+op])
+		rw, rr := median(results["restic "+op])
+		fmt.Printf("%-30s wall %6.2f s vs %6.2f s = %.2f   peak RSS %4.0f MiB vs %4.0f MiB = %.2f\n",
+			op, cw.Seconds(), rw.Seconds(), cw.Seconds()/rw.Seconds(), float64(cr)/1024, float64(rr)/1024, float64(cr)/float64(rr))
+	}
+}
+
+// measure is one run's wall time and peak RSS (KiB).
+type measure struct {
+	wall time.Duration
+	rss  int64
+}
+
+// median returns the median wall time and the median peak RSS.
+func median(ms []measure) (time.Duration, int64) {
+	if len(ms) == 0 {
+		return 0, 0
+	}
+	walls := make([]time.Duration, len(ms))
+	rss := make([]int64, len(ms))
+	for i, m := range ms {
+		walls[i], rss[i] = m.wall, m.rss
+	}
+	slices.Sort(walls)
+	slices.Sort(rss)
+	return walls[len(ms)/2], rss[len(ms)/2]
 }
 
 // prepare copies the base repository to dir and removes the oldest

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -203,6 +205,14 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 		}
 		if !pr.Hint {
 			errorsFound = true
+		}
+	}
+	if prev := debug.SetMemoryLimit(-1); prev == math.MaxInt64 {
+		// Without GOMEMLIMIT, a soft limit sized from the index keeps
+		// the peak memory near the live heap (see check.MemoryLimit).
+		if limit, err := check.MemoryLimit(ctx, r, copts); err == nil {
+			debug.SetMemoryLimit(limit)
+			defer debug.SetMemoryLimit(prev)
 		}
 	}
 	rep, err := check.Run(ctx, r, copts, report)

@@ -128,6 +128,29 @@ type Report struct {
 // OK reports whether no errors were found.
 func (r *Report) OK() bool { return r.Errors == 0 }
 
+// MemoryLimit returns a soft memory limit (for runtime/debug.SetMemoryLimit)
+// for checking r with opts, to be set before Run: the in-memory index (as
+// estimated before it is loaded, see repo.Repository.IndexMemoryUse) with a
+// quarter of it and 40 MiB above, plus, when reading data, a pack per
+// reader (each pack is read whole). Without a limit the collector lets
+// garbage grow the heap to (1 + GOGC/100) times the live heap.
+func MemoryLimit(ctx context.Context, r *repo.Repository, opts Options) (int64, error) {
+	size, err := r.IndexMemoryUse(ctx)
+	if err != nil {
+		return 0, err
+	}
+	limit := size*5/4 + 40<<20
+	if opts.ReadData {
+		packSize := int64(r.Options().PackSize)
+		if packSize == 0 {
+			packSize = repo.DefaultPackSize
+		}
+		// Packs run up to about 1.5 times the target size.
+		limit += int64(readers(r, opts)) * packSize * 3 / 2
+	}
+	return limit, nil
+}
+
 // Run checks r. Every problem is passed to report (never concurrently) as it
 // is found; the returned error is only for failures that stop the check
 // (cancellation, a backend that cannot list files), not for damage.
@@ -220,51 +243,39 @@ func (c *checker) loadIndex(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("list index files: %w", err)
 	}
-	// Load in parallel, then go through the files in listing order so
-	// that the messages do not depend on timing.
-	files := make([]*index.File, len(ids))
-	loadErrs := make([]error, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(int(max(2, c.r.Backend().Connections())))
-	for i, id := range ids {
-		g.Go(func() error {
-			files[i], loadErrs[i] = c.r.LoadIndexFile(gctx, id)
-			return gctx.Err()
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
+	// Load a few files in parallel, then go through them in listing order
+	// so that the messages do not depend on timing; only that many decoded
+	// files are in memory at once (all of them together are as large as
+	// the index itself).
+	workers := int(max(2, c.r.Backend().Connections()))
+	files := make([]*index.File, workers)
+	loadErrs := make([]error, workers)
 	c.packs = make(map[blob.ID]*packInfo)
 	inFiles := make(map[blob.ID][]blob.ID)
 	idx := c.r.Index()
-	for i, id := range ids {
-		f, err := files[i], loadErrs[i]
-		files[i] = nil // the index keeps what it needs
-		if err != nil {
-			c.rep.IndexDamaged = true
-			c.emit(Problem{Kind: KindIndex, Errs: []error{err}})
-			continue
+	for start := 0; start < len(ids); start += workers {
+		batch := ids[start:min(start+workers, len(ids))]
+		g, gctx := errgroup.WithContext(ctx)
+		for i, id := range batch {
+			g.Go(func() error {
+				files[i], loadErrs[i] = c.r.LoadIndexFile(gctx, id)
+				return gctx.Err()
+			})
 		}
-		for i := range f.Packs {
-			pe := &f.Packs[i]
-			if mixed(pe) {
-				c.emit(Problem{Kind: KindIndex, Pack: pe.ID, Hint: true, Mixed: true,
-					Errs: []error{errors.New("contains a mix of tree and data blobs")}})
-			}
-			blobs := pe.PackBlobs()
-			size := pack.Size(blobs)
-			if pi, ok := c.packs[pe.ID]; ok {
-				if pi.size != size || pi.blobs != len(blobs) {
-					c.emit(Problem{Kind: KindIndex, Pack: pe.ID, Broken: true,
-						Errs: []error{fmt.Errorf("has different data in indexes: %v", append(inFiles[pe.ID], id))}})
-				}
-			} else {
-				c.packs[pe.ID] = &packInfo{size: size, blobs: len(blobs)}
-			}
-			inFiles[pe.ID] = append(inFiles[pe.ID], id)
+		if err := g.Wait(); err != nil {
+			return err
 		}
-		idx.AddFile(id, f)
+		for i, id := range batch {
+			f, err := files[i], loadErrs[i]
+			files[i] = nil // the index keeps what it needs
+			if err != nil {
+				c.rep.IndexDamaged = true
+				c.emit(Problem{Kind: KindIndex, Errs: []error{err}})
+				continue
+			}
+			c.addIndexFile(id, f, inFiles)
+			idx.AddFile(id, f)
+		}
 	}
 	for packID, files := range inFiles {
 		if len(files) > 1 {
@@ -273,6 +284,28 @@ func (c *checker) loadIndex(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// addIndexFile records the packs of index file id, reporting mixed packs
+// and packs that two files describe differently.
+func (c *checker) addIndexFile(id blob.ID, f *index.File, inFiles map[blob.ID][]blob.ID) {
+	for i := range f.Packs {
+		pe := &f.Packs[i]
+		if mixed(pe) {
+			c.emit(Problem{Kind: KindIndex, Pack: pe.ID, Hint: true, Mixed: true,
+				Errs: []error{errors.New("contains a mix of tree and data blobs")}})
+		}
+		size, n := pack.Size(pe.PackBlobs()), len(pe.Blobs)
+		if pi, ok := c.packs[pe.ID]; ok {
+			if pi.size != size || pi.blobs != n {
+				c.emit(Problem{Kind: KindIndex, Pack: pe.ID, Broken: true,
+					Errs: []error{fmt.Errorf("has different data in indexes: %v", append(inFiles[pe.ID], id))}})
+			}
+		} else {
+			c.packs[pe.ID] = &packInfo{size: size, blobs: n}
+		}
+		inFiles[pe.ID] = append(inFiles[pe.ID], id)
+	}
 }
 
 // checkPacks compares the indexed packs with the packs in the backend.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/crypto"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/index"
 	"github.com/cairn-backup/cairn/repo/pack"
@@ -51,11 +52,7 @@ func (c *checker) readData(ctx context.Context) error {
 	}
 	sortIDs(ids)
 
-	workers := c.opts.Workers
-	if workers <= 0 {
-		workers = min(int(c.r.Backend().Connections()), runtime.GOMAXPROCS(0))
-	}
-	workers = max(workers, 1)
+	workers := readers(c.r, c.opts)
 
 	// The blobs of the packs being read, grouped by pack, a batch of packs
 	// at a time: one pass over the index per batch keeps the copy small.
@@ -78,6 +75,15 @@ func (c *checker) readData(ctx context.Context) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// readers is how many packs are read at once.
+func readers(r *repo.Repository, opts Options) int {
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = min(int(r.Backend().Connections()), runtime.GOMAXPROCS(0))
+	}
+	return max(workers, 1)
 }
 
 // packsPerPass is how many packs one pass over the index collects blobs for.

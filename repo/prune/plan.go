@@ -466,25 +466,12 @@ func formatIDSet(ids []blob.ID) string {
 // garbage grow the heap to (1 + GOGC/100) times that, and the index is large
 // enough for this to dominate. The limit leaves a quarter of the index and
 // 40 MiB above it, so the collector runs somewhat more often and only near
-// the peak. Before the index is loaded (it is empty) its size is estimated
-// from the index files, whose JSON is compressed in a version 2 repository
-// (about 45 bytes a blob against 60 in memory) and plain in version 1 (about
-// 120); call it again once the index is loaded.
+// the peak. Before the index is loaded the limit comes from an estimate
+// (repo.Repository.IndexMemoryUse): call it again once the index is loaded.
 func MemoryLimit(ctx context.Context, r *repo.Repository) (int64, error) {
-	size := r.Index().MemoryUse()
-	if size == 0 {
-		var files int64
-		err := r.List(ctx, backend.IndexFile, func(_ blob.ID, n int64) error {
-			files += n
-			return nil
-		})
-		if err != nil {
-			return 0, fmt.Errorf("list index files: %w", err)
-		}
-		size = files / 2
-		if r.Config().Version >= 2 {
-			size = files * 3 / 2
-		}
+	size, err := r.IndexMemoryUse(ctx)
+	if err != nil {
+		return 0, err
 	}
 	return size*5/4 + 40<<20, nil
 }
