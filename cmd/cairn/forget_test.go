@@ -571,7 +571,11 @@ func TestForgetRemoveRefusedByServer(t *testing.T) {
 	}
 	loc := srv.Repo("", "", "forget")
 	args := []string{"forget", "--host", "gamma", "--keep-last", "10"}
-	theirs := tl.o.Run(loc, args...)
+	// One connection for restic: its forget records failed removals in a
+	// map from several goroutines, which crashes it now and then ("fatal
+	// error: concurrent map writes", restic 0.19.1 cmd_forget.go) when
+	// the server refuses them all.
+	theirs := tl.o.Run(loc, append([]string{"-o", "rest.connections=1"}, args...)...)
 	mine := tl.r.with("RESTIC_REPOSITORY=" + loc).run(args...)
 	if theirs.ExitCode != exitIncomplete || mine.code != exitIncomplete {
 		t.Fatalf("exit %d, restic %d\n%s\nrestic: %s", mine.code, theirs.ExitCode, mine, theirs.Stderr)
