@@ -8,8 +8,8 @@
 // no files) into WORK/base and reused. Each round copies it, removes the
 // oldest snapshot files (a forget), and runs each tool's prune on its own
 // copy, reporting wall time and peak RSS; restic then checks cairn's result.
-// Each round also times both tools' check, plain and with
-// --read-data-subset 1/10, on one more copy, and the end prints medians.
+// Each round also times both tools' check, plain, with --read-data-subset
+// 1/10 and with --read-data, on one more copy, and the end prints medians.
 //
 // Run it from the module root:
 //
@@ -90,7 +90,7 @@ func main() {
 	// check runs read-only on one copy (the state prune starts from).
 	checkDir := filepath.Join(*work, "run-check")
 	prepare(base, checkDir, sh)
-	checks := []struct{ name, subset string }{{"check", ""}, {"check --read-data-subset 1/10", "1/10"}}
+	checks := []struct{ name, arg string }{{"check", ""}, {"check --read-data-subset 1/10", "--read-data-subset=1/10"}, {"check --read-data", "--read-data"}}
 	results := map[string][]measure{}
 	for round := range *rounds {
 		tools := []struct{ name, bin string }{{"cairn", *cairnBin}, {"restic", *resticBin}}
@@ -114,8 +114,8 @@ func main() {
 		for _, c := range checks {
 			for _, tl := range tools {
 				args := []string{"check"}
-				if c.subset != "" {
-					args = append(args, "--read-data-subset", c.subset)
+				if c.arg != "" {
+					args = append(args, c.arg)
 				}
 				cache := filepath.Join(*work, "cache-check-"+tl.name)
 				_ = os.RemoveAll(cache)
@@ -130,7 +130,11 @@ func main() {
 		}
 	}
 	fmt.Println("\nmedians (cairn / restic):")
-	for _, op := range []string{"prune", checks[0].name, checks[1].name} {
+	ops := []string{"prune"}
+	for _, c := range checks {
+		ops = append(ops, c.name)
+	}
+	for _, op := range ops {
 		cw, cr := median(results["cairn "+op])
 		rw, rr := median(results["restic "+op])
 		fmt.Printf("%-30s wall %6.2f s vs %6.2f s = %.2f   peak RSS %4.0f MiB vs %4.0f MiB = %.2f\n",

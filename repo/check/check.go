@@ -131,8 +131,8 @@ func (r *Report) OK() bool { return r.Errors == 0 }
 // MemoryLimit returns a soft memory limit (for runtime/debug.SetMemoryLimit)
 // for checking r with opts, to be set before Run: the in-memory index (as
 // estimated before it is loaded, see repo.Repository.IndexMemoryUse) with a
-// quarter of it and 40 MiB above, plus, when reading data, a pack per
-// reader (each pack is read whole). Without a limit the collector lets
+// quarter of it and 40 MiB above, plus, when reading data, room for a large
+// blob per reader (packs stream by). Without a limit the collector lets
 // garbage grow the heap to (1 + GOGC/100) times the live heap.
 func MemoryLimit(ctx context.Context, r *repo.Repository, opts Options) (int64, error) {
 	size, err := r.IndexMemoryUse(ctx)
@@ -141,12 +141,7 @@ func MemoryLimit(ctx context.Context, r *repo.Repository, opts Options) (int64, 
 	}
 	limit := size*5/4 + 40<<20
 	if opts.ReadData {
-		packSize := int64(r.Options().PackSize)
-		if packSize == 0 {
-			packSize = repo.DefaultPackSize
-		}
-		// Packs run up to about 1.5 times the target size.
-		limit += int64(readers(r, opts)) * packSize * 3 / 2
+		limit += int64(readers(r, opts)) * 8 << 20
 	}
 	return limit, nil
 }

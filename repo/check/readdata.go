@@ -52,27 +52,8 @@ func (c *checker) readData(ctx context.Context) error {
 	}
 	sortIDs(ids)
 
-	workers := readers(c.r, c.opts)
-
-	// The blobs of the packs being read, grouped by pack, a batch of packs
-	// at a time: one pass over the index per batch keeps the copy small.
-	for len(ids) > 0 {
-		n := min(len(ids), packsPerPass)
-		batch := ids[:n]
-		ids = ids[n:]
-		inBatch := make(map[blob.ID][]pack.Blob, n)
-		for _, id := range batch {
-			inBatch[id] = nil
-		}
-		c.r.Index().Each(func(loc index.Location) bool {
-			if b, ok := inBatch[loc.Pack]; ok {
-				inBatch[loc.Pack] = append(b, loc.Blob)
-			}
-			return true
-		})
-		if err := c.readBatch(ctx, workers, batch, sel, inBatch); err != nil {
-			return err
-		}
+	if err := c.readBatch(ctx, readers(c.r, c.opts), ids, sel); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -86,19 +67,23 @@ func readers(r *repo.Repository, opts Options) int {
 	return max(workers, 1)
 }
 
-// packsPerPass is how many packs one pass over the index collects blobs for.
-const packsPerPass = 4096
-
-func (c *checker) readBatch(ctx context.Context, workers int, ids []blob.ID, sizes map[blob.ID]int64, blobs map[blob.ID][]pack.Blob) error {
+// readBatch reads the packs, each with its blobs as the index lists them,
+// taken from the index when its turn comes (not all packs' lists at once).
+func (c *checker) readBatch(ctx context.Context, workers int, ids []blob.ID, sizes map[blob.ID]int64) error {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for _, id := range ids {
 		g.Go(func() error {
-			p := c.checkPackData(gctx, c.dec, id, sizes[id], blobs[id])
+			var blobs []pack.Blob
+			c.r.Index().EachEntryOf(id, func(e index.Entry) bool {
+				blobs = append(blobs, e.Blob)
+				return true
+			})
+			p := c.checkPackData(gctx, c.dec, id, sizes[id], blobs)
 			if p != nil && gctx.Err() == nil {
 				// A second read tells a transient failure from damage.
-				if p2 := c.checkPackData(gctx, c.dec, id, sizes[id], blobs[id]); p2 != nil {
+				if p2 := c.checkPackData(gctx, c.dec, id, sizes[id], blobs); p2 != nil {
 					p = p2
 				} else {
 					p = &Problem{Kind: KindData, Pack: id, Errs: []error{fmt.Errorf("check successful on second attempt, original error %v", p.Error())}}
@@ -139,12 +124,52 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 		end = b.Offset + b.Length
 	}
 
-	var buf []byte
+	key := c.r.Key()
 	h := backend.Handle{Type: backend.PackFile, Name: id.String()}
+	// A pack whose blobs follow each other from offset 0 is checked as it
+	// streams by: only one blob and the header are in memory, not the
+	// whole pack (per reader). Any other layout is read whole.
+	stream := len(errs) == 0 && int64(end) <= size
+	var buf []byte       // the whole pack, when not streaming
+	var rdAt io.ReaderAt // what the header is read from
+	var sum blob.ID
+	var blobErrs []error
 	err := c.r.Backend().Load(ctx, h, int(size), 0, func(rd io.Reader) error {
-		buf = make([]byte, size)
-		_, err := io.ReadFull(rd, buf)
-		return err
+		// A retrying backend calls this again after a failed attempt.
+		blobErrs = blobErrs[:0]
+		if !stream {
+			buf = make([]byte, size)
+			if _, err := io.ReadFull(rd, buf); err != nil {
+				return err
+			}
+			sum = blob.ID(sha256.Sum256(buf))
+			return nil
+		}
+		hw := sha256.New()
+		rd = io.TeeReader(rd, hw)
+		var sealed, plain []byte
+		for _, b := range blobs {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if cap(sealed) < int(b.Length) {
+				sealed = make([]byte, b.Length)
+			}
+			sealed = sealed[:b.Length]
+			if _, err := io.ReadFull(rd, sealed); err != nil {
+				return err
+			}
+			if _, err := openBlob(key, dec, id, b, sealed, &plain); err != nil {
+				blobErrs = append(blobErrs, fmt.Errorf("blob %v: %w", b.ID, err))
+			}
+		}
+		tail := make([]byte, size-int64(end))
+		if _, err := io.ReadFull(rd, tail); err != nil {
+			return err
+		}
+		sum = blob.ID(hw.Sum(nil))
+		rdAt = tailReaderAt{base: int64(end), b: tail}
+		return nil
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -157,26 +182,30 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 		return &Problem{Kind: KindData, Pack: id, Errs: []error{fmt.Errorf("download error: pack %v: %w", id, err)}}
 	}
 
-	key := c.r.Key()
-	var plain []byte
-	for _, b := range blobs {
-		if ctx.Err() != nil {
-			return nil
-		}
-		if int64(b.Offset)+int64(b.Length) > size {
-			errs = append(errs, fmt.Errorf("blob %v: beyond the end of the pack", b.ID))
-			continue
-		}
-		if _, err := openBlob(key, dec, id, b, buf[b.Offset:b.Offset+b.Length], &plain); err != nil {
-			errs = append(errs, fmt.Errorf("blob %v: %w", b.ID, err))
+	if stream {
+		errs = append(errs, blobErrs...)
+	} else {
+		rdAt = bytes.NewReader(buf)
+		var plain []byte
+		for _, b := range blobs {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if int64(b.Offset)+int64(b.Length) > size {
+				errs = append(errs, fmt.Errorf("blob %v: beyond the end of the pack", b.ID))
+				continue
+			}
+			if _, err := openBlob(key, dec, id, b, buf[b.Offset:b.Offset+b.Length], &plain); err != nil {
+				errs = append(errs, fmt.Errorf("blob %v: %w", b.ID, err))
+			}
 		}
 	}
 
-	if got := blob.ID(sha256.Sum256(buf)); got != id {
-		return broken(append(errs, fmt.Errorf("unexpected pack id %v", got)))
+	if sum != id {
+		return broken(append(errs, fmt.Errorf("unexpected pack id %v", sum)))
 	}
 
-	hdr, err := pack.ReadHeader(bytes.NewReader(buf), size, key)
+	hdr, err := pack.ReadHeader(rdAt, size, key)
 	if err != nil {
 		return broken(append(errs, err))
 	}
@@ -200,6 +229,35 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 		return broken(errs)
 	}
 	return nil
+}
+
+// tailReaderAt serves the end of a pack, from offset base on, after the
+// blobs streamed by. pack.ReadHeader reads a fixed amount from the end,
+// which may reach into the blobs: those bytes read as zeros. They matter
+// only when the header's length field points into the blobs, and then the
+// header fails to decrypt just as it would over the real bytes.
+type tailReaderAt struct {
+	base int64
+	b    []byte
+}
+
+func (t tailReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > t.base+int64(len(t.b)) {
+		return 0, fmt.Errorf("read at %d: outside the pack", off)
+	}
+	n := 0
+	if off < t.base {
+		n = int(min(t.base-off, int64(len(p))))
+		clear(p[:n])
+		off += int64(n)
+	}
+	if n < len(p) {
+		n += copy(p[n:], t.b[off-t.base:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // openBlob decrypts (into *scratch), decompresses and verifies one stored
