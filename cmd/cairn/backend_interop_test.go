@@ -71,6 +71,7 @@ func interopSource(t *testing.T, seed byte) string {
 // up into it; restic then checks the result with --read-data and restores
 // cairn's snapshot byte for byte.
 func TestBackendInteropWithRestic(t *testing.T) {
+	t.Parallel()
 	backends := map[string]func(t *testing.T) remoteRepo{
 		"rest": func(t *testing.T) remoteRepo {
 			srv := testserver.RestServer(t, testserver.RestOptions{Users: map[string]string{"alice": "pw-interop"}})

@@ -309,6 +309,7 @@ func TestBadInputDamagedKey(t *testing.T) {
 // latest` fails naming it (exit 1) and writes nothing; `backup` warns,
 // runs without that parent and saves a new snapshot.
 func TestBadInputDamagedSnapshot(t *testing.T) {
+	t.Parallel()
 	b := newBadRepo(t)
 	r := newRunner(t).with("RESTIC_PASSWORD=" + testPassword)
 	for _, d := range slices.Concat(rawDamages, sealedDamages) {
@@ -360,6 +361,7 @@ func TestBadInputDamagedSnapshot(t *testing.T) {
 // pack, index or snapshot, no restore target. `snapshots` does not read
 // the index and still works.
 func TestBadInputDamagedIndex(t *testing.T) {
+	t.Parallel()
 	b := newBadRepo(t)
 	r := newRunner(t).with("RESTIC_PASSWORD=" + testPassword)
 	for _, d := range slices.Concat(rawDamages, sealedDamages) {

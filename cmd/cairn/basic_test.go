@@ -133,6 +133,7 @@ func repoFiles(t *testing.T, dir string) (string, int) {
 
 // Every object cat prints is byte for byte what restic prints.
 func TestCatLikeRestic(t *testing.T) {
+	t.Parallel()
 	dir := newRepo(t)
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{"a.txt": "alpha\n", "sub/b.txt": strings.Repeat("beta", 1000)})

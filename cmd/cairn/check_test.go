@@ -34,6 +34,7 @@ func packIDs(out string) []string {
 // restic 0.19.1 check, with and without --read-data: the verdicts (exit 0
 // or 1) must agree, and so must the pack IDs named as damaged.
 func TestCheckLikeRestic(t *testing.T) {
+	t.Parallel()
 	m := compatFixture(t, 50)
 	b := &badRepo{dir: newRepo(t)}
 	r := newRunner(t).with("RESTIC_PASSWORD=" + testPassword)

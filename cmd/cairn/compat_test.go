@@ -242,6 +242,7 @@ func lossyTimes(m *testtree.Manifest, loc *time.Location) (paths map[string]bool
 // (Australia/Adelaide), and one whose 1901 offset has seconds
 // (Asia/Kolkata, see lossyTimes).
 func TestCompatCairnBackupIsResticBackup(t *testing.T) {
+	t.Parallel()
 	m := compatFixture(t, 50)
 	src := m.Root
 	for _, tz := range []string{"UTC", "Australia/Adelaide", "Asia/Kolkata"} {
@@ -303,6 +304,7 @@ func TestCompatCairnBackupIsResticBackup(t *testing.T) {
 // tree — with restic's snapshot as parent, and with --force — stores no
 // data and no tree blob and arrives at restic's root tree.
 func TestCompatResticBackupIsCairnBackup(t *testing.T) {
+	t.Parallel()
 	m := compatFixture(t, 50)
 	dir := filepath.Join(t.TempDir(), "repo")
 	o := oracleFor(t)
@@ -326,6 +328,7 @@ func TestCompatResticBackupIsCairnBackup(t *testing.T) {
 // every file read) stores nothing and arrives at cairn's tree, and both
 // snapshots record the same exclude patterns.
 func TestCompatExcludesLikeRestic(t *testing.T) {
+	t.Parallel()
 	m := compatFixture(t, 30)
 	dir := newRepo(t)
 	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir).inDir(m.Root)
@@ -367,6 +370,7 @@ func TestCompatExcludesLikeRestic(t *testing.T) {
 // moves its access time, and nothing prevents that, so any second backup
 // with access times, restic's after restic's too, records new ones.
 func TestCompatWithAtime(t *testing.T) {
+	t.Parallel()
 	m := compatFixture(t, 20)
 	dir := newRepo(t)
 	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
@@ -453,6 +457,7 @@ var keyIDPattern = regexp.MustCompile(`saved new key with ID ([0-9a-f]{64})`)
 // made by restic and on one made by `cairn init`, each with the real
 // (calibrated, not test) scrypt parameters of the tool that made the key.
 func TestCompatKeysBothWays(t *testing.T) {
+	t.Parallel()
 	for _, maker := range []string{"restic", "cairn"} {
 		t.Run("init-by-"+maker, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "repo")
@@ -556,6 +561,7 @@ func changeFixture(t *testing.T, root string) (newFiles, changed int) {
 // repo/restore; that it skips unchanged files without opening them is
 // TestBackupIntoResticRepository in repo/backup.)
 func TestCompatBackupIntoResticRepositories(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		version     int
 		compression string
@@ -691,6 +697,7 @@ func dataPacks(t *testing.T, o *oracle.Restic, dir string) (sizes []int64, dataC
 // compressed only when asked for, trees always in version 2 (as restic
 // does) and never in version 1, and packs are cut at the requested size.
 func TestCompatCompressionAndPackSize(t *testing.T) {
+	t.Parallel()
 	m := compatFixture(t, 20)
 	big := t.TempDir()
 	const bigSize = 20 << 20

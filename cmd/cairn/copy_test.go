@@ -149,6 +149,7 @@ func copyOf(t *testing.T, src oracle.Snapshot, dst []oracle.Snapshot) oracle.Sna
 // --read-data and restores the copies as it restores the originals; a
 // second copy, cairn's or restic's, copies nothing.
 func TestCopyLikeRestic(t *testing.T) {
+	t.Parallel()
 	o := oracleFor(t)
 	src := copySource(t)
 	v1 := newCopyRepo(t, 1, 0)

@@ -8,6 +8,7 @@ import (
 // diff lists the same changes and statistics as restic, as text and JSON,
 // between restic's snapshots and between restic's and cairn's.
 func TestDiffLikeRestic(t *testing.T) {
+	t.Parallel()
 	f := inspectFixture(t)
 	x := newInspectRun(t, f.v2)
 	s0, s1, s2 := f.v2IDs[0], f.v2IDs[1], f.v2IDs[2]

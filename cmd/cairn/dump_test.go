@@ -15,6 +15,7 @@ import (
 // dump prints a file byte for byte as restic does, and writes the same tar
 // and zip archives: the very same bytes, and so the same entries.
 func TestDumpLikeRestic(t *testing.T) {
+	t.Parallel()
 	f := inspectFixture(t)
 	x := newInspectRun(t, f.v2)
 	s0, s1, s2 := f.v2IDs[0], f.v2IDs[1], f.v2IDs[2]

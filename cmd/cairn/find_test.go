@@ -9,6 +9,7 @@ import (
 // find prints the same matches as restic, as text and JSON, with restic's
 // pattern rules and every selection flag.
 func TestFindLikeRestic(t *testing.T) {
+	t.Parallel()
 	f := inspectFixture(t)
 	x := newInspectRun(t, f.v2)
 	s0, s1 := f.v2IDs[0], f.v2IDs[1]

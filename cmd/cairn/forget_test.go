@@ -183,6 +183,7 @@ func describeForgetDiff(mine, theirs []oracle.ForgetGroup) string {
 // removed snapshots and the reasons, per group) must be byte-identical
 // once restic's random group order is sorted.
 func TestForgetPoliciesLikeRestic(t *testing.T) {
+	t.Parallel()
 	tl := newTimeline(t)
 	t.Logf("timeline: %d snapshots", len(tl.ids))
 	if len(tl.ids) < 300 {
@@ -263,6 +264,7 @@ func TestForgetPoliciesLikeRestic(t *testing.T) {
 // TestForgetRemovesLikeRestic runs a real forget: afterwards restic lists
 // exactly the snapshots restic's dry run would keep, and checks clean.
 func TestForgetRemovesLikeRestic(t *testing.T) {
+	t.Parallel()
 	tl := newTimeline(t)
 	policy := []string{"--keep-daily", "7", "--keep-weekly", "5", "--keep-monthly", "12", "--keep-yearly", "2", "--keep-tag", "manual"}
 	var want []string
@@ -326,6 +328,7 @@ func TestForgetRemovesLikeRestic(t *testing.T) {
 // TestForgetTextLikeRestic compares the tables, with reasons, for one
 // group (restic prints several groups in random order).
 func TestForgetTextLikeRestic(t *testing.T) {
+	t.Parallel()
 	tl := newTimeline(t)
 	one := []string{"forget", "--dry-run", "--host", "alpha", "--path", "/home"} // one group
 	for _, args := range [][]string{
@@ -476,6 +479,7 @@ func randomPolicy(rng *rand.Rand) []string {
 // TestForgetRandomPoliciesLikeRestic compares drawn policies (seeded, so
 // a failure repeats) beyond the hand-picked table.
 func TestForgetRandomPoliciesLikeRestic(t *testing.T) {
+	t.Parallel()
 	tl := newTimeline(t)
 	rng := rand.New(rand.NewPCG(19, 2026))
 	decided := 0 // policies that kept some snapshots and removed others

@@ -29,6 +29,7 @@ func cheapKey(t *testing.T, dir string) string {
 // polynomial), a clean check, compressed backups afterwards, no config
 // backup left behind.
 func TestMigrateUpgradeRepoV2(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "repo")
 	o := oracleFor(t)
 	o.Init(dir, 1)

@@ -169,6 +169,7 @@ func repairMessageLines(out string) []string {
 }
 
 func TestRepairLikeRestic(t *testing.T) {
+	t.Parallel()
 	for _, maker := range []string{"restic", "cairn"} {
 		t.Run(maker, func(t *testing.T) {
 			testRepairLikeRestic(t, maker)

@@ -15,6 +15,7 @@ import (
 // restores exactly what restic would, and prints the same snapshots and
 // ls output as restic for the same repository.
 func TestRoundTripLikeRestic(t *testing.T) {
+	t.Parallel()
 	dir := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	m := testtree.Build(t, src, testtree.Options{SmallFiles: 50})

@@ -22,6 +22,7 @@ func normaliseStatsText(s string, single bool) string {
 // stats prints the same numbers as restic, in JSON and as text, for every
 // mode, on a version 2 repository (compressed) and a version 1 one.
 func TestStatsLikeRestic(t *testing.T) {
+	t.Parallel()
 	f := inspectFixture(t)
 	for _, tc := range []struct {
 		name, repo string

@@ -66,6 +66,7 @@ func lastLine(out string) string {
 // same tags, in the same order, and the same original IDs, and print the
 // same summary.
 func TestTagLikeRestic(t *testing.T) {
+	t.Parallel()
 	dir := newRepo(t)
 	src := filepath.Join(t.TempDir(), "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
