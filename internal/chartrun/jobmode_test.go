@@ -56,28 +56,7 @@ func TestRenderedJobModeRunsForReal(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pvc, "data.txt"), []byte(strings.Repeat("cairn\n", 5000)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	values := func(url string) string {
-		return `
-repository:
-  url: ` + url + `
-  password: ` + password + `
-  credentials:
-    AWS_ACCESS_KEY_ID: ` + s3.AccessKey + `
-    AWS_SECRET_ACCESS_KEY: ` + s3.SecretKey + `
-    CAIRN_WEBHOOK_URL: ` + rc.srv.URL + `/hook/token-123
-  env:
-    AWS_DEFAULT_REGION: ` + s3.Region + `
-  options:
-    s3.bucket-lookup: path
-backup:
-  pvcs: [{name: app, claimName: app-data, host: cluster-a-app}]
-jobMode:
-  enabled: true
-  webhook: {enabled: true, retries: 1}
-metrics:
-  pushgatewayUrl: ` + rc.srv.URL + `
-`
-	}
+	values := func(url string) string { return jobModeValues(url, s3, rc, "token-123", "") }
 	m := helmTemplate(t, values(repo))
 	c := &cluster{cairn: buildCairn(t), claims: map[string]string{"app-data": pvc}}
 	if r := c.run(t, m, m.pod(t, "Job/nightly-cairn-init")); r.exitCode != 0 {
@@ -186,4 +165,31 @@ metrics:
 	if strings.Contains(rc.pushes["POST /metrics/job/cairn/source/app"], "cairn_backup_last_success_timestamp_seconds") {
 		t.Error("a failed run pushed a last-success time (it would overwrite the real one)")
 	}
+}
+
+// jobModeValues are the chart values of the job-mode runs: the repository
+// on s3 at url, a PVC source, the webhook (with hookToken in its URL, a
+// secret the logs must not show) and the Pushgateway on rc, plus extra
+// YAML appended as is.
+func jobModeValues(url string, s3 *testserver.S3, rc *receiver, hookToken, extra string) string {
+	return `
+repository:
+  url: ` + url + `
+  password: ` + password + `
+  credentials:
+    AWS_ACCESS_KEY_ID: ` + s3.AccessKey + `
+    AWS_SECRET_ACCESS_KEY: ` + s3.SecretKey + `
+    CAIRN_WEBHOOK_URL: ` + rc.srv.URL + `/hook/` + hookToken + `
+  env:
+    AWS_DEFAULT_REGION: ` + s3.Region + `
+  options:
+    s3.bucket-lookup: path
+backup:
+  pvcs: [{name: app, claimName: app-data, host: cluster-a-app}]
+jobMode:
+  enabled: true
+  webhook: {enabled: true, retries: 1}
+metrics:
+  pushgatewayUrl: ` + rc.srv.URL + `
+` + extra
 }

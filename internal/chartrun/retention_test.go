@@ -95,28 +95,7 @@ func TestRenderedRetentionRunsForReal(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pvc, "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	values := func(extra string) string {
-		return `
-repository:
-  url: ` + repo + `
-  password: ` + password + `
-  credentials:
-    AWS_ACCESS_KEY_ID: ` + s3.AccessKey + `
-    AWS_SECRET_ACCESS_KEY: ` + s3.SecretKey + `
-    CAIRN_WEBHOOK_URL: ` + rc.srv.URL + `/hook/token-456
-  env:
-    AWS_DEFAULT_REGION: ` + s3.Region + `
-  options:
-    s3.bucket-lookup: path
-backup:
-  pvcs: [{name: app, claimName: app-data, host: cluster-a-app}]
-jobMode:
-  enabled: true
-  webhook: {enabled: true, retries: 1}
-metrics:
-  pushgatewayUrl: ` + rc.srv.URL + `
-` + extra
-	}
+	values := func(extra string) string { return jobModeValues(repo, s3, rc, "token-456", extra) }
 	m := helmTemplate(t, values(`
 forget:
   enabled: true
