@@ -47,6 +47,7 @@ func TestBadValuesFailClearly(t *testing.T) {
 		{"forget retryLock not a duration", devValues + "forget: {retryLock: 30}", []string{"retryLock"}},
 		{"prune enabled not a boolean", devValues + "prune: {enabled: 'yes'}", []string{"enabled", "boolean"}},
 		{"prune twice", devValues + "forget: {enabled: true, keep: {keep-last: 3}, prune: true}\nprune: {enabled: true}", []string{"forget.prune and prune.enabled"}},
+		{"pushgateway without job mode", devValues + "metrics: {pushgatewayUrl: 'http://pg:9091'}", []string{"metrics.pushgatewayUrl needs jobMode.enabled"}},
 		{"reserved source name", devValues + "jobMode: {enabled: true}\nbackup: {pvcs: [{name: forget, claimName: c}]}", []string{`"forget" is reserved`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,9 +84,14 @@ func TestExistingSecretAndIdentity(t *testing.T) {
 	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
 		t.Error("the ServiceAccount hands out its token")
 	}
-	check := args(&r.cronJob(t, "nightly-cairn-check").Spec.JobTemplate.Spec.Template)
-	if !slices.Equal(check, []string{"check", "--read-data"}) {
-		t.Errorf("check args %q, want [check --read-data]", check)
+	// The Pushgateway needs job mode: the check CronJob runs `cairn run`
+	// with the check.yaml of the job ConfigMap.
+	check := &r.cronJob(t, "nightly-cairn-check").Spec.JobTemplate.Spec.Template
+	if key := jobFile(t, "check", check); key != "check.yaml" {
+		t.Errorf("check CronJob mounts %q, want check.yaml", key)
+	}
+	if c := runConfigs(t, r)["check.yaml"].Check; c == nil || !slices.Equal(c.Args, []string{"--read-data"}) {
+		t.Errorf("check step %+v, want args [--read-data]", c)
 	}
 	if len(r.all("Role")) != 0 {
 		t.Error("a Role is rendered although cairn needs no API access")

@@ -102,6 +102,9 @@ jobs that can never open the repository. */}}
 {{- fail (printf "backup source name %q is reserved with jobMode.enabled: the job ConfigMap's %s.yaml holds the %s run" .name .name .name) }}
 {{- end }}
 {{- end }}
+{{- if and .Values.metrics.pushgatewayUrl (not .Values.jobMode.enabled) }}
+{{- fail "metrics.pushgatewayUrl needs jobMode.enabled: true: only cairn's job mode (cairn run) pushes metrics; without it the CronJobs run plain restic-like commands and nothing would reach the Pushgateway" }}
+{{- end }}
 {{- if and .Values.forget.enabled .Values.forget.prune .Values.prune.enabled }}
 {{- fail "forget.prune and prune.enabled both prune: choose one (prune after every forget, or on prune.schedule)" }}
 {{- end }}
