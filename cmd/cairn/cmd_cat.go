@@ -30,15 +30,7 @@ an index as its stored JSON, a pack as its raw bytes, a blob (data or tree)
 as its plaintext, and "tree snapshot[:subfolder]" as the tree blob of that
 directory. As an extension, "tree" also accepts the full ID of a tree blob.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		ValidArgs:         catTypes,
 		RunE: func(c *cobra.Command, args []string) error {

@@ -49,15 +49,7 @@ and --read-data to the packs that hold their data.
 Without --with-cache the local cache is not used, so that the data in the
 repository itself is checked.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		PreRunE: func(*cobra.Command, []string) error {
 			_, err := parseReadDataSubset(opts.readDataSubset, opts.readData)

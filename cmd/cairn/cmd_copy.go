@@ -38,15 +38,7 @@ both repositories use the same chunker parameters ("init
 --copy-chunker-params"), and cairn warns when they do not. The destination's
 --compression applies to the copied data.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runCopy(c.Context(), a, opts, args)

@@ -14,15 +14,7 @@ import (
 )
 
 const keyExitStatus = `
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`
+` + exitStatusHelp
 
 func newKeyCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{

@@ -44,15 +44,7 @@ Further arguments are absolute directory paths inside the snapshot: only the
 entries directly inside them are listed, or everything below them with
 --recursive. Without such arguments everything is listed.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runLs(c.Context(), a, opts, args)

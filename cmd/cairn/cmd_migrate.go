@@ -50,15 +50,7 @@ compression: the repository is checked first (like "check" without
 --read-data), the config is saved to a temporary directory, and a config
 with version 2 is written. Data already stored stays as it is.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runMigrate(c.Context(), a, force, args)

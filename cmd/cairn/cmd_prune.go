@@ -41,15 +41,7 @@ packs to repack first, then a new index replaces the old one, and only then
 are packs deleted. A repository that does not allow deleting files (an
 append-only rest-server) is refused before anything changes.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		Args:              cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {

@@ -36,15 +36,7 @@ lists (or whose size does not match their entries) have their headers read,
 and entries of packs that no longer exist are removed. The new index files are
 written before the old ones are deleted.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		Args:              cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -97,15 +89,7 @@ files are gone from the new snapshots. If the files still exist, a new backup
 is the better repair; use this command for old snapshots that cannot be made
 again.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runRepairSnapshots(c.Context(), a, opts, args)

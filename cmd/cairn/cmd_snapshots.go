@@ -31,15 +31,7 @@ func newSnapshotsCommand(a *app) *cobra.Command {
 		Long: `
 The "snapshots" command lists all snapshots stored in the repository.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runSnapshots(c.Context(), a, opts, args)

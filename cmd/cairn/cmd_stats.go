@@ -25,15 +25,7 @@ const (
 
 // readOnlyExitStatus ends the help of the commands that only read a
 // repository (stats, diff, find, dump): restic's exit codes for them.
-const readOnlyExitStatus = `EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`
+const readOnlyExitStatus = `` + exitStatusHelp
 
 type statsOptions struct {
 	filter snapshotFilterFlags

@@ -32,15 +32,7 @@ Without snapshot IDs, every snapshot that matches the --host, --tag and
 file and the old one is removed; its "original" field keeps the ID of the
 first version, as restic records it.
 
-EXIT STATUS
-===========
-
-Exit status is 0 if the command was successful.
-Exit status is 1 if there was any error.
-Exit status is 10 if the repository does not exist.
-Exit status is 11 if the repository is already locked.
-Exit status is 12 if the password is incorrect.
-`,
+` + exitStatusHelp,
 		DisableAutoGenTag: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runTag(c.Context(), a, opts, args)

@@ -20,6 +20,18 @@ const (
 	exitInterrupted   = 130
 )
 
+// exitStatusHelp ends the help of the commands whose exit statuses are
+// restic's usual five, in restic's words.
+const exitStatusHelp = `EXIT STATUS
+===========
+
+Exit status is 0 if the command was successful.
+Exit status is 1 if there was any error.
+Exit status is 10 if the repository does not exist.
+Exit status is 11 if the repository is already locked.
+Exit status is 12 if the password is incorrect.
+`
+
 // errIncomplete ends a backup that saved a snapshot although some source
 // data could not be read (exit status 3).
 var errIncomplete = errors.New("at least one source file could not be read")
