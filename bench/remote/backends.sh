@@ -15,6 +15,7 @@ WORK=${1:-/var/tmp/cairn-remote}
 ROUNDS=${2:-1}
 ROOT=$(git rev-parse --show-toplevel)
 cd "$ROOT"
+. bench/remote/sshd.sh
 mkdir -p "$WORK/bin" "$WORK/be"
 WORK=$(cd "$WORK" && pwd)
 go build -o "$WORK/bin/cairn" ./cmd/cairn
@@ -44,34 +45,9 @@ ROOT_ACCESS_KEY_ID=benchkey ROOT_SECRET_ACCESS_KEY=benchsecret1234 "$VERSITYGW" 
 PIDS+=($!)
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret1234 AWS_DEFAULT_REGION=us-east-1
 S=$B/ssh
-ssh-keygen -q -t ed25519 -N '' -f "$S/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$S/user_key"
-cp "$S/user_key.pub" "$S/authorized_keys"
 HPORT=$(port)
-cat > "$S/sshd_config" <<C
-ListenAddress 127.0.0.1:$HPORT
-HostKey $S/host_key
-PidFile none
-AuthorizedKeysFile $S/authorized_keys
-AuthenticationMethods publickey
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-Subsystem sftp /usr/lib/openssh/sftp-server
-UseDNS no
-PermitTTY no
-MaxStartups 64
-MaxSessions 64
-# Root's ~/.bashrc on this machine (pyenv init) costs ~0.75 s per session: with SHLVL
-# set, bash does not read it for sshd sessions. A remote host with a light shell rc.
-SetEnv SHLVL=1
-C
-mkdir -p /run/sshd
-/usr/sbin/sshd -D -e -f "$S/sshd_config" 2>"$S/sshd.log" &
-PIDS+=($!)
-echo "[127.0.0.1]:$HPORT $(cat "$S/host_key.pub")" > "$S/known_hosts"
+start_sshd "$S" "$HPORT"
+PIDS+=("$SSHD_PID")
 sleep 1
 
 export RESTIC_PASSWORD=bench

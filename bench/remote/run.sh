@@ -24,6 +24,7 @@ set -euo pipefail
 WORK=${1:-/var/tmp/cairn-remote}
 ROOT=$(git rev-parse --show-toplevel)
 cd "$ROOT"
+. bench/remote/sshd.sh
 mkdir -p "$WORK/bin" "$WORK/ssh"
 WORK=$(cd "$WORK" && pwd)
 go build -o "$WORK/bin/cairn" ./cmd/cairn
@@ -43,9 +44,6 @@ TREE_FILES=$(find "$DATA" -type f | wc -l)
 # --- sshd ------------------------------------------------------------------
 S=$WORK/ssh
 rm -f "$S"/*
-ssh-keygen -q -t ed25519 -N '' -f "$S/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$S/user_key"
-cp "$S/user_key.pub" "$S/authorized_keys"
 PORT=$((20000 + RANDOM % 20000))
 IOLOG=$S/io.log
 cat > "$S/wrap.sh" <<W
@@ -59,30 +57,7 @@ awk '/^(rchar|read_bytes):/ {printf "%s %s ", \$1, \$2} END {print ""}' /proc/\$
 exit \$rc
 W
 chmod 755 "$S/wrap.sh"
-cat > "$S/sshd_config" <<C
-ListenAddress 127.0.0.1:$PORT
-HostKey $S/host_key
-PidFile none
-AuthorizedKeysFile $S/authorized_keys
-AuthenticationMethods publickey
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-Subsystem sftp /usr/lib/openssh/sftp-server
-ForceCommand $S/wrap.sh
-UseDNS no
-PermitTTY no
-MaxStartups 64
-MaxSessions 64
-# Root's ~/.bashrc on this machine (pyenv init) costs ~0.75 s per session: with SHLVL
-# set, bash does not read it for sshd sessions. A remote host with a light shell rc.
-SetEnv SHLVL=1
-C
-mkdir -p /run/sshd
-/usr/sbin/sshd -D -e -f "$S/sshd_config" 2>"$S/sshd.log" &
-SSHD_PID=$!
+start_sshd "$S" "$PORT" "ForceCommand $S/wrap.sh"
 trap 'kill $SSHD_PID 2>/dev/null || true' EXIT
 echo "[127.0.0.1]:$PORT $(cat "$S/host_key.pub")" > "$S/known_hosts"
 SSH="ssh -F /dev/null -i $S/user_key -p $PORT -o UserKnownHostsFile=$S/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -c aes128-gcm@openssh.com root@127.0.0.1"
