@@ -220,7 +220,11 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 	if cfg.Webhook.URL == "" && cfg.Webhook.URLEnv != "" {
 		cfg.Webhook.URL = os.Getenv(cfg.Webhook.URLEnv)
 	}
-	addJobSecrets(a, cfg.Webhook.URL)
+	// The Helm chart passes its metrics.pushgatewayUrl in the environment.
+	if cfg.Metrics.Pushgateway == "" {
+		cfg.Metrics.Pushgateway = os.Getenv("CAIRN_PUSHGATEWAY_URL")
+	}
+	addJobSecrets(a, cfg.Webhook.URL, cfg.Metrics.Pushgateway)
 	self, err := selfExecutable()
 	if err != nil {
 		return err
@@ -300,10 +304,6 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 		res.Status = "failure"
 	}
 
-	// The Helm chart passes its metrics.pushgatewayUrl in the environment.
-	if cfg.Metrics.Pushgateway == "" {
-		cfg.Metrics.Pushgateway = os.Getenv("CAIRN_PUSHGATEWAY_URL")
-	}
 	wantMetrics := cfg.Metrics.Textfile != "" || cfg.Metrics.Pushgateway != ""
 	// Repository figures only after a run that reached the repository:
 	// after a failure they would mostly add the same failure again.

@@ -8,12 +8,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/testserver"
@@ -638,5 +641,31 @@ func TestLineLogger(t *testing.T) {
 				t.Errorf("record %d: %s = %v, want %v", i, k, recs[i][k], v)
 			}
 		}
+	}
+}
+
+// A Pushgateway behind basic auth that refuses the push: the failure is
+// logged (the run keeps its own status), without the URL's password.
+func TestRunJobPushgatewayPasswordNotLogged(t *testing.T) {
+	const pgPassword = "pg-pw-5e2c07"
+	var refused atomic.Int32
+	pg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		refused.Add(1)
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	t.Cleanup(pg.Close)
+	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	src := t.TempDir()
+	writeJobFile(t, filepath.Join(src, "a.txt"), "a\n")
+	cfg := filepath.Join(t.TempDir(), "job.yaml")
+	writeJobFile(t, cfg, "sources: [{name: app, paths: ["+src+"]}]\n")
+	pgURL := strings.Replace(pg.URL, "http://", "http://pusher:"+pgPassword+"@", 1)
+	res := r.with("CAIRN_PUSHGATEWAY_URL="+pgURL).ok("run", "--config", cfg)
+	if refused.Load() == 0 || !strings.Contains(res.stderr, "metrics push failed") {
+		t.Fatalf("no refused push reported (%d requests):\n%s", refused.Load(), res.stderr)
+	}
+	if strings.Contains(res.stderr, pgPassword) {
+		t.Errorf("the Pushgateway password leaked into the log:\n%s", res.stderr)
 	}
 }

@@ -367,7 +367,8 @@ func pushMetrics(ctx context.Context, method, url, text string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("pushgateway %s: status %s", url, resp.Status)
+		// The URL may carry basic-auth credentials: name it redacted.
+		return fmt.Errorf("pushgateway %s: status %s", req.URL.Redacted(), resp.Status)
 	}
 	return nil
 }

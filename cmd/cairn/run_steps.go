@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"time"
 
@@ -232,8 +233,15 @@ var secretEnv = []string{
 // addJobSecrets registers what a job must never print: the repository
 // password, URL passwords of the location, credentials from the
 // environment and the webhook URL (whose path is often the token).
-func addJobSecrets(a *app, webhookURL string) {
+func addJobSecrets(a *app, webhookURL, pushgatewayURL string) {
 	secrets := []string{a.password, webhookURL}
+	// A Pushgateway behind basic auth: its password, not the whole URL
+	// (which the logs may name, redacted).
+	if u, err := url.Parse(pushgatewayURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
+	}
 	if loc, err := a.mainRepo().location(); err == nil {
 		secrets = append(secrets, location.Passwords(loc)...)
 	}
