@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -172,7 +173,9 @@ func replaceSnapshot(ctx context.Context, r *repo.Repository, sn *repo.Snapshot)
 	if err != nil {
 		return blob.ID{}, err
 	}
-	if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.SnapshotFile, Name: old.String()}); err != nil {
+	// Already gone (a concurrent tag or forget): the new one is saved, so
+	// the tags did change; forget and repair snapshots count it so too.
+	if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.SnapshotFile, Name: old.String()}); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return blob.ID{}, fmt.Errorf("remove old snapshot %s: %w", old.Str(), err)
 	}
 	return id, nil
