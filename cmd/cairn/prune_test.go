@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -116,8 +119,11 @@ func dataSize(t *testing.T, dir string) int64 {
 			return err
 		}
 		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
 		n += fi.Size()
-		return err
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +214,7 @@ func TestPruneLikeRestic(t *testing.T) {
 				t.Errorf("no 'done':\n%s", res)
 			}
 			o.MustCheck(dir, true)
-			if got := snapshotListings(t, o, dir); !mapsEqual(got, listings) {
+			if got := snapshotListings(t, o, dir); !maps.Equal(got, listings) {
 				t.Error("restic lists the snapshots differently after the prune")
 			}
 			// Raw data is the stored size of the used blobs: the same, or
@@ -234,18 +240,6 @@ func TestPruneLikeRestic(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestForgetPrune: forget --prune plans like restic's (dry run: with the
@@ -557,10 +551,16 @@ func TestPruneKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			sc := bufio.NewScanner(out)
-			for sc.Scan() && sc.Text() != stage {
+			seen := false
+			for !seen && sc.Scan() {
+				seen = sc.Text() == stage
 			}
 			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			if !seen || !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
+				t.Fatalf("prune was not killed at %q (stage seen: %v, wait: %v): nothing tested", stage, seen, err)
+			}
 
 			// Readable, whatever the kill interrupted (restic may hint at
 			// packs no index lists yet: the next prune removes them).
@@ -571,7 +571,7 @@ func TestPruneKilled(t *testing.T) {
 			}
 			r.ok("prune", "--max-unused", "0")
 			o.MustCheck(dir, true)
-			if got := snapshotListings(t, o, dir); !mapsEqual(got, listings) {
+			if got := snapshotListings(t, o, dir); !maps.Equal(got, listings) {
 				t.Error("restic lists the snapshots differently after the prunes")
 			}
 		})
