@@ -404,6 +404,13 @@ func (h *HeldLock) refresh(ctx context.Context) error {
 	nl := *h.lock
 	nl.Time = time.Now()
 	old := h.lock.id
+	// Our lock file gone means another client took it for stale (after a
+	// suspend, say, which the monotonic clock does not count) and may be
+	// pruning: writing a fresh lock now would hide that. Stop instead.
+	if _, err := h.r.be.Stat(ctx, backend.Handle{Type: backend.LockFile, Name: old.String()}); errors.Is(err, fs.ErrNotExist) {
+		h.cancel(ErrLockLost)
+		return ErrLockLost
+	}
 	if _, err := h.r.saveLock(ctx, &nl); err != nil {
 		return err
 	}

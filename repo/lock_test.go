@@ -174,6 +174,35 @@ func TestLockRefresh(t *testing.T) {
 	}
 }
 
+// A held lock that another client removed (it took it for stale, e.g.
+// after a suspend) is lost: the next refresh cancels the operation with
+// ErrLockLost instead of quietly writing a fresh lock.
+func TestLockRemovedByOtherIsLost(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initMem(t, 2, Options{})
+	opts := fastLock
+	opts.RefreshInterval = 20 * time.Millisecond
+	lctx, h, err := r.Lock(ctx, false, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock()
+	if _, err := r.RemoveLocks(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the operation went on after its lock was removed")
+	}
+	if cause := context.Cause(lctx); !errors.Is(cause, ErrLockLost) {
+		t.Errorf("cause %v, want ErrLockLost", cause)
+	}
+	if locks, _ := r.Locks(ctx, nil); len(locks) != 0 {
+		t.Errorf("%d lock files written after the lock was lost", len(locks))
+	}
+}
+
 // --retry-lock waits out a lock that becomes stale while it waits: a
 // CronJob pod killed 29m58s ago (another host, so only its age counts) no
 // longer blocks the next pod's run once it is 30 minutes old.
