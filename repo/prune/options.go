@@ -69,6 +69,11 @@ type MaxUnused struct {
 // MaxUnusedPercent allows p percent (0 ≤ p < 100) of the repository to stay
 // unused.
 func MaxUnusedPercent(p float64) (MaxUnused, error) {
+	// NaN passes both comparisons below and would convert to an
+	// arbitrary byte limit.
+	if math.IsNaN(p) || math.IsInf(p, 0) {
+		return MaxUnused{}, errors.New("percentage for --max-unused must be a number")
+	}
 	if p < 0 {
 		return MaxUnused{}, errors.New("percentage for --max-unused must be positive")
 	}

@@ -207,6 +207,7 @@ func TestParseMaxUnused(t *testing.T) {
 		{"100%", "", "must be below 100%"},
 		{"-1%", "", "must be positive"},
 		{"x%", "", "invalid percentage"},
+		{"NaN%", "", "must be a number"},
 		{"1q", "", "invalid number of bytes"},
 	} {
 		m, err := prune.ParseMaxUnused(c.in)
