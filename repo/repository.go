@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -230,8 +231,17 @@ func (r *Repository) UpgradeV2(ctx context.Context) error {
 	cfg := r.cfg
 	cfg.Version = 2
 	if err := r.replaceConfig(ctx, cfg); err != nil {
+		// An intact original (an atomic replace that failed, or a failure
+		// before the removal) stays as it is: removing it to write it
+		// again could only lose it.
+		if cur, lerr := backend.LoadAll(ctx, r.be, h); lerr == nil && bytes.Equal(cur, raw) {
+			_ = os.Remove(backup)
+			_ = os.Remove(dir)
+			return fmt.Errorf("upgrade: %w; the config is unchanged", err)
+		}
 		// Put the original back: on a backend without atomic replace the
-		// config is gone by now, and without it the repository is lost.
+		// config is gone by now (or half-written), and without it the
+		// repository is lost.
 		_ = r.be.Remove(ctx, h)
 		if rerr := r.be.Save(ctx, h, backend.NewByteReader(raw, false)); rerr != nil {
 			return fmt.Errorf("upgrade: %w; putting back the old config failed as well (%v), but there is a backup of the config file in %s", err, rerr, backup)

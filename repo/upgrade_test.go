@@ -88,3 +88,28 @@ func TestUpgradeV2(t *testing.T) {
 		t.Errorf("second upgrade: %v", err)
 	}
 }
+
+// With atomic replace a failed write leaves the original config in place:
+// UpgradeV2 must not remove it to put it back (were that save to fail too,
+// the repository would have no config), and says it is unchanged.
+func TestUpgradeV2AtomicFailureKeepsConfig(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("TMPDIR", t.TempDir())
+	faulty := backendtest.NewFaulty(mem.New())
+	r, err := Init(ctx, faulty, "pw", InitOptions{Version: 1, Key: testKey}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every save of the config fails: the upgrade's and any put-back.
+	faulty.Inject(backendtest.Fault{Op: backendtest.OpSave, Type: backend.ConfigFile, Times: 2})
+	if err := r.UpgradeV2(ctx); err == nil || !strings.Contains(err.Error(), "the config is unchanged") {
+		t.Fatalf("upgrade with failing saves: %v", err)
+	}
+	r2, err := Open(ctx, faulty, "pw", Options{})
+	if err != nil {
+		t.Fatalf("the repository no longer opens: %v", err)
+	}
+	if v := r2.Config().Version; v != 1 {
+		t.Errorf("stored version %d, want 1", v)
+	}
+}
