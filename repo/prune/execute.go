@@ -224,7 +224,9 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 	workers := int(max(1, r.Backend().Connections()-1))
 	for range workers {
 		g.Go(func() error {
-			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+			// Capped like the repository's own decoder: a damaged or
+			// hostile frame may claim any size.
+			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 			if err != nil {
 				return err
 			}
