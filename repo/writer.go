@@ -74,6 +74,10 @@ type BlobWriter struct {
 
 	dataBlobs, treeBlobs, dataAdded, dataAddedPacked atomic.Int64
 
+	// hold, if set, keeps finished packs from being stored until it is
+	// closed (see HoldUploads).
+	hold <-chan struct{}
+
 	bufs sync.Pool
 }
 
@@ -93,6 +97,16 @@ func (r *Repository) NewBlobWriter(ctx context.Context) (*BlobWriter, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(int(max(1, r.be.Connections())))
 	return &BlobWriter{r: r, packSize: int64(ps), g: g, gctx: gctx, inflight: make(map[blob.Handle]struct{})}, nil
+}
+
+// HoldUploads makes the writer keep finished packs (and so index files)
+// out of the backend until ready is closed; call it before the first
+// SaveBlob. Blobs are still compressed, encrypted and packed meanwhile, so
+// a caller can start that work while it waits for a repository lock. Once
+// every upload slot holds a finished pack, SaveBlob blocks. If the lock is
+// never granted, cancel the writer's context instead of closing ready.
+func (w *BlobWriter) HoldUploads(ready <-chan struct{}) {
+	w.hold = ready
 }
 
 // Stats returns the counts so far.
@@ -288,6 +302,13 @@ func (w *BlobWriter) upload(ctx context.Context, p *packer) error {
 		return fmt.Errorf("read temporary pack file: %w", err)
 	}
 	id := blob.ID(hw.Sum(nil))
+	if w.hold != nil {
+		select {
+		case <-w.hold:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 	h := backend.Handle{Type: backend.PackFile, Name: id.String(), IsMetadata: p.t == blob.TreeBlob}
 	if err := w.r.be.Save(ctx, h, backend.NewFileReader(p.f, size, nil)); err != nil {
 		return fmt.Errorf("save pack %s: %w", id.Str(), err)

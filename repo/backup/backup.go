@@ -117,44 +117,63 @@ func Run(ctx context.Context, r *repo.Repository, src sources.Source, opts Optio
 		host = info.Hostname
 	}
 	// Taking a lock means waiting (200 ms, like restic) to see whether a
-	// competing lock appears: an unchanged re-backup takes only a second or
-	// two, so the index is loaded and the parent chosen meanwhile. Both
-	// only read; nothing is written before the lock is granted, and an
-	// exclusive operation (prune) that changed the repository meanwhile
-	// would have had to hold its lock across that time, failing ours.
-	type lockResult struct {
-		ctx  context.Context
-		lock *repo.HeldLock
-		err  error
-	}
-	var locked chan lockResult
+	// competing lock appears. Nothing waits for it: the index is loaded,
+	// the parent chosen and the first files read, chunked and packed
+	// meanwhile, but the writer holds every pack (and so every index file)
+	// back until the lock is granted, and the snapshot is saved only
+	// after that. An exclusive operation (prune) that changed the
+	// repository in that time would have had to hold its lock across it,
+	// failing ours, and a failed lock cancels the run with its error.
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	var granted, lockDone chan struct{}
+	var lockErr error
 	if !opts.NoLock && !opts.DryRun {
-		locked = make(chan lockResult, 1)
+		granted, lockDone = make(chan struct{}), make(chan struct{})
+		var held *repo.HeldLock
 		go func() {
-			lctx, lock, err := r.Lock(ctx, false, repo.LockOptions{})
-			locked <- lockResult{lctx, lock, err}
+			defer close(lockDone)
+			lctx, l, err := r.Lock(runCtx, false, repo.LockOptions{})
+			if err != nil {
+				lockErr = err
+				cancelRun(err)
+				return
+			}
+			held = l
+			// A lost lock cancels the run with ErrLockLost.
+			context.AfterFunc(lctx, func() { cancelRun(context.Cause(lctx)) })
+			close(granted)
+		}()
+		defer func() {
+			// Stop a lock still waiting (--retry-lock) before waiting for it.
+			cancelRun(errors.New("backup finished"))
+			<-lockDone
+			_ = held.Unlock()
 		}()
 	}
-	res := &Result{}
-	var parent *repo.Snapshot
-	var hint string
-	var skipped []string
-	err := r.EnsureIndex(ctx, nil)
-	if err != nil {
-		err = fmt.Errorf("load index: %w", err)
-	} else {
-		parent, hint, skipped, err = findParent(ctx, r, host, info.Paths, opts)
-	}
-	if locked != nil {
-		l := <-locked
-		if l.err != nil {
-			return nil, l.err
+	// fail prefers the reason the run was cancelled (a refused or lost
+	// lock) over the cancellation errors it caused.
+	fail := func(err error) (*Result, error) {
+		if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			return nil, cause
 		}
-		defer l.lock.Unlock()
-		ctx = l.ctx
-	}
-	if err != nil {
 		return nil, err
+	}
+	waitLock := func() error {
+		if lockDone == nil {
+			return nil
+		}
+		<-lockDone
+		return lockErr
+	}
+
+	res := &Result{}
+	if err := r.EnsureIndex(runCtx, nil); err != nil {
+		return fail(fmt.Errorf("load index: %w", err))
+	}
+	parent, hint, skipped, err := findParent(runCtx, r, host, info.Paths, opts)
+	if err != nil {
+		return fail(err)
 	}
 	res.NoParentHint = hint
 	res.SkippedSnapshots = skipped
@@ -170,28 +189,35 @@ func Run(ctx context.Context, r *repo.Repository, src sources.Source, opts Optio
 	if opts.DryRun {
 		saver = newDryRunSaver(r)
 	} else {
-		writer, err = r.NewBlobWriter(ctx)
+		writer, err = r.NewBlobWriter(runCtx)
 		if err != nil {
-			return nil, err
+			return fail(err)
+		}
+		if granted != nil {
+			writer.HoldUploads(granted)
 		}
 		saver = writer
 	}
 
 	b := newBackuper(r, saver, info, opts, parentTree)
-	rootID, err := b.run(ctx, src)
+	rootID, err := b.run(runCtx, src)
+	if err == nil {
+		err = waitLock()
+	}
 	if err != nil {
 		if writer != nil {
 			// Keep what was uploaded usable for the next run: write its
-			// index, even though the context may be cancelled.
+			// index, even though the context may be cancelled. Nothing was
+			// uploaded unless the lock was granted.
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			_ = writer.Abort(actx)
 			cancel()
 		}
-		return nil, err
+		return fail(err)
 	}
 	if writer != nil {
-		if err := writer.Flush(ctx); err != nil {
-			return nil, fmt.Errorf("finish packs and index: %w", err)
+		if err := writer.Flush(runCtx); err != nil {
+			return fail(fmt.Errorf("finish packs and index: %w", err))
 		}
 	}
 	var ws repo.WriterStats
@@ -227,8 +253,8 @@ func Run(ctx context.Context, r *repo.Repository, src sources.Source, opts Optio
 	if opts.DryRun {
 		return res, nil
 	}
-	if _, err := r.SaveSnapshot(ctx, sn); err != nil {
-		return nil, err
+	if _, err := r.SaveSnapshot(runCtx, sn); err != nil {
+		return fail(err)
 	}
 	return res, nil
 }
