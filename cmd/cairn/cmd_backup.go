@@ -251,14 +251,6 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 		return err
 	}
 	defer r.Close()
-	bctx, unlock := ctx, func() {}
-	if !opts.DryRun {
-		if bctx, unlock, err = a.lockRepository(ctx, r, false, false); err != nil {
-			return err
-		}
-	}
-	defer unlock()
-
 	rep := newBackupReporter(a)
 	defer rep.upd.done()
 	src, bopts, err := opts.source(ctx, a, r, targets, args, when, rep)
@@ -266,13 +258,24 @@ func runBackup(ctx context.Context, a *app, opts backupOptions, args []string) e
 		return err
 	}
 	defer src.Close()
+	// backup.Run takes the lock itself, so that it can read and pack files
+	// while the lock settles; nothing is stored before it is granted.
+	var lockErr error
+	if !opts.DryRun {
+		bopts.NoLock = false
+		bopts.Lock = func(ctx context.Context) (context.Context, func(), error) {
+			lctx, unlock, err := a.lockRepository(ctx, r, false, false)
+			lockErr = err
+			return lctx, unlock, err
+		}
+	}
 	if !a.gopts.JSON {
 		p.V("start backup on %v", src.Info().Paths)
 	}
-	res, err := backup.Run(bctx, r, src, bopts)
+	res, err := backup.Run(ctx, r, src, bopts)
 	if err != nil {
-		if cause := context.Cause(bctx); ctx.Err() == nil && cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%v)", err, cause)
+		if lockErr != nil && errors.Is(err, lockErr) {
+			return err // "unable to create lock in backend: …", exit 11
 		}
 		return fmt.Errorf("unable to save snapshot: %w", err)
 	}

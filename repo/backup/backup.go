@@ -55,6 +55,13 @@ type Options struct {
 	DryRun bool
 	// NoLock skips the shared repository lock (the caller holds one).
 	NoLock bool
+	// Lock, if set, takes the shared lock instead of r.Lock with restic's
+	// defaults (for instance with --retry-lock or a message for stale
+	// locks). It returns the context to run under, cancelled with the
+	// cause when the lock is lost, and the function that releases it. Run
+	// calls it in the background while the backup starts, and stores
+	// nothing before it has returned; its error is Run's error.
+	Lock func(ctx context.Context) (context.Context, func(), error)
 	// ProgramVersion is recorded in the snapshot ("cairn 0.1.0").
 	ProgramVersion string
 
@@ -130,16 +137,25 @@ func Run(ctx context.Context, r *repo.Repository, src sources.Source, opts Optio
 	var lockErr error
 	if !opts.NoLock && !opts.DryRun {
 		granted, lockDone = make(chan struct{}), make(chan struct{})
-		var held *repo.HeldLock
+		release := func() {}
 		go func() {
 			defer close(lockDone)
-			lctx, l, err := r.Lock(runCtx, false, repo.LockOptions{})
+			var lctx context.Context
+			var unlock func()
+			var err error
+			if opts.Lock != nil {
+				lctx, unlock, err = opts.Lock(runCtx)
+			} else {
+				var held *repo.HeldLock
+				lctx, held, err = r.Lock(runCtx, false, repo.LockOptions{})
+				unlock = func() { _ = held.Unlock() }
+			}
 			if err != nil {
 				lockErr = err
 				cancelRun(err)
 				return
 			}
-			held = l
+			release = unlock
 			// A lost lock cancels the run with ErrLockLost.
 			context.AfterFunc(lctx, func() { cancelRun(context.Cause(lctx)) })
 			close(granted)
@@ -148,7 +164,7 @@ func Run(ctx context.Context, r *repo.Repository, src sources.Source, opts Optio
 			// Stop a lock still waiting (--retry-lock) before waiting for it.
 			cancelRun(errors.New("backup finished"))
 			<-lockDone
-			_ = held.Unlock()
+			release()
 		}()
 	}
 	// fail prefers the reason the run was cancelled (a refused or lost
