@@ -89,7 +89,40 @@ type checkErrorJSON struct {
 	Message     string `json:"message"`
 }
 
-func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
+// runCheck opens and exclusively locks the main repository and checks it.
+func runCheck(ctx context.Context, a *app, opts checkOptions) error {
+	if _, err := parseReadDataSubset(opts.readDataSubset, opts.readData); err != nil {
+		return err
+	}
+	if !opts.withCache {
+		// restic checks through a fresh temporary cache; reading straight
+		// from the backend checks the same data.
+		a.gopts.NoCache = true
+	}
+	if !a.gopts.NoLock {
+		a.printer().P("create exclusive lock for repository")
+	}
+	// Exclusive like restic 0.19.1's check: a concurrent prune or backup
+	// would make packs appear or vanish under the check.
+	ctx, r, done, err := a.openLocked(ctx, true, true)
+	if err != nil {
+		if a.gopts.JSON {
+			// Even a check that could not open the repository ends with
+			// its summary, counting the failure.
+			if jerr := a.term.printJSON(checkSummaryJSON{MessageType: "summary", NumErrors: 1}); jerr != nil {
+				return errors.Join(err, jerr)
+			}
+		}
+		return err
+	}
+	defer done()
+	return runCheckWithRepo(ctx, a, r, opts)
+}
+
+// runCheckWithRepo checks r, which the caller opened and holds the lock
+// check needs on (see runCheck); a command that already holds the
+// repository, like migrate, checks it without opening it a second time.
+func runCheckWithRepo(ctx context.Context, a *app, r *repo.Repository, opts checkOptions) (err error) {
 	subset, err := parseReadDataSubset(opts.readDataSubset, opts.readData)
 	if err != nil {
 		return err
@@ -114,22 +147,6 @@ func runCheck(ctx context.Context, a *app, opts checkOptions) (err error) {
 		}
 		p.E(format, args...)
 	}
-	if !opts.withCache {
-		// restic checks through a fresh temporary cache; reading straight
-		// from the backend checks the same data.
-		a.gopts.NoCache = true
-	}
-	if !a.gopts.NoLock {
-		p.P("create exclusive lock for repository")
-	}
-	// Exclusive like restic 0.19.1's check: a concurrent prune or backup
-	// would make packs appear or vanish under the check.
-	ctx, r, done, err := a.openLocked(ctx, true, true)
-	if err != nil {
-		return err
-	}
-	defer done()
-
 	p.P("load indexes")
 	copts := check.Options{ReadData: subset != nil, ReadFilter: subset}
 	if opts.filtered() {

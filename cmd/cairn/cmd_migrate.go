@@ -63,6 +63,13 @@ with version 2 is written. Data already stored stays as it is.
 func runMigrate(ctx context.Context, a *app, force bool, args []string) error {
 	// restic prints this command's messages as text even with --json.
 	p := newPrinter(a.term, a.gopts.verbosity, false)
+	if len(args) > 0 {
+		// A migration checks the repository through this handle (see
+		// checkLocked), and check reads the repository itself, not the
+		// local cache, as a plain `check` does. Listing or applying a
+		// migration needs no cache.
+		a.gopts.NoCache = true
+	}
 	// Exclusive: nothing may write while the config changes.
 	ctx, r, done, err := a.openLocked(ctx, true, false)
 	if err != nil {
@@ -108,7 +115,7 @@ func runMigrate(ctx context.Context, a *app, force bool, args []string) error {
 			}
 			if m.repoCheck {
 				p.P("checking repository integrity...\n")
-				if err := a.checkLocked(ctx); err != nil {
+				if err := a.checkLocked(ctx, r); err != nil {
 					return err
 				}
 			}
@@ -129,11 +136,11 @@ func runMigrate(ctx context.Context, a *app, force bool, args []string) error {
 	return firstErr
 }
 
-// checkLocked runs `check` (without --read-data) on the main repository,
-// which this process holds an exclusive lock on already.
-func (a *app) checkLocked(ctx context.Context) error {
-	saved := a.gopts
-	defer func() { a.gopts = saved }()
-	a.gopts.NoLock = true
-	return runCheck(ctx, a, checkOptions{})
+// checkLocked runs `check` (without --read-data) on r, the main
+// repository, which this process holds an exclusive lock on already. It
+// uses the open handle: opening the repository again would derive the key
+// a second time and, without a password in the environment, prompt for it
+// again.
+func (a *app) checkLocked(ctx context.Context, r *repo.Repository) error {
+	return runCheckWithRepo(ctx, a, r, checkOptions{})
 }

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/cairn-backup/cairn/backend/local"
 	"github.com/cairn-backup/cairn/crypto"
+	"github.com/cairn-backup/cairn/internal/testserver"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/index"
 )
@@ -128,5 +135,117 @@ func TestMigrateUpgradeRepoV2(t *testing.T) {
 	}
 	if after := o.CatConfig(dir); after.Version != 2 {
 		t.Errorf("config version %d after a forced second upgrade", after.Version)
+	}
+}
+
+// keyFile matches a request for one key file: every open of a repository
+// reads exactly one (the repositories below have a single key), and
+// nothing else reads key files, so the reads count the opens.
+var keyFile = regexp.MustCompile(`/keys/[0-9a-f]{64}$`)
+
+// openCountingRepo creates a repository of the given version with cheap
+// key derivation on rest-server and returns a location that reaches it
+// through a proxy counting the key files read (see keyFile), the
+// repository's directory and the count.
+func openCountingRepo(t *testing.T, version uint) (loc, dir string, keyReads func() int) {
+	t.Helper()
+	srv := testserver.RestServer(t, testserver.RestOptions{})
+	dir = filepath.Join(srv.DataDir, "counted")
+	be, err := local.Create(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(t.Context(), be, testPassword, repo.InitOptions{Version: version, Key: repo.KeyOptions{Params: &crypto.TestParams}}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	var mu sync.Mutex
+	n := 0
+	proxy := httputil.NewSingleHostReverseProxy(srv.URL)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet && keyFile.MatchString(req.URL.Path) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(front.Close)
+	return "rest:" + front.URL + "/counted/", dir, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// countingPasswordCommand returns a RESTIC_PASSWORD_COMMAND setting for a
+// script that prints testPassword and counts its runs.
+func countingPasswordCommand(t *testing.T) (env string, runs func() int) {
+	t.Helper()
+	dir := t.TempDir()
+	counter := filepath.Join(dir, "runs")
+	script := filepath.Join(dir, "password.sh")
+	body := "#!/bin/sh\necho run >> '" + counter + "'\nprintf '%s\\n' '" + testPassword + "'\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return "RESTIC_PASSWORD_COMMAND=" + script, func() int {
+		b, err := os.ReadFile(counter)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "run\n")
+	}
+}
+
+// migrate upgrade_repo_v2 opens the repository once: the check it runs
+// first uses the migration's handle (before, it opened the repository a
+// second time, deriving the key again and, on a terminal without a
+// password, prompting again). A second, forced upgrade in the same
+// command sees version 2 on that handle: it is refused by the migration's
+// own test and by UpgradeV2, and the check in between is clean.
+func TestMigrateUpgradeRepoV2OpensOnce(t *testing.T) {
+	t.Parallel()
+	loc, dir, keyReads := openCountingRepo(t, 1)
+	pwEnv, pwRuns := countingPasswordCommand(t)
+	r := newRunner(t).with("RESTIC_REPOSITORY="+loc, pwEnv, "TMPDIR="+t.TempDir())
+
+	res := r.ok("migrate", "upgrade_repo_v2")
+	for _, line := range []string{"checking repository integrity...", "no errors were found", "migration upgrade_repo_v2: success"} {
+		if !strings.Contains(res.stdout, line+"\n") {
+			t.Errorf("line %q missing:\n%s", line, res)
+		}
+	}
+	if n := keyReads(); n != 1 {
+		t.Errorf("migrate upgrade_repo_v2 read a key file %d times, want 1 (one open)", n)
+	}
+	if n := pwRuns(); n != 1 {
+		t.Errorf("migrate upgrade_repo_v2 ran the password command %d times, want 1", n)
+	}
+	if v := openRepo(t, dir).Config().Version; v != 2 {
+		t.Fatalf("config version %d after the upgrade", v)
+	}
+
+	// Back to version 1, then two upgrades in one command.
+	loc, dir, keyReads = openCountingRepo(t, 1)
+	r = r.with("RESTIC_REPOSITORY=" + loc)
+	res = r.expect(1, "migrate", "--force", "upgrade_repo_v2", "upgrade_repo_v2")
+	if got := strings.Count(res.stdout, "no errors were found\n"); got != 2 {
+		t.Errorf("%d clean checks, want 2 (before each upgrade):\n%s", got, res)
+	}
+	for _, want := range []string{
+		"check for migration upgrade_repo_v2 failed, continuing anyway",
+		"migration upgrade_repo_v2 failed: repository has version 2, only upgrades from version 1 are supported",
+	} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("the second upgrade did not see version 2 on the handle: %q missing\n%s", want, res)
+		}
+	}
+	if n := keyReads(); n != 1 {
+		t.Errorf("two migrations read a key file %d times, want 1 (one open)", n)
+	}
+	if v := openRepo(t, dir).Config().Version; v != 2 {
+		t.Errorf("config version %d after the upgrade", v)
 	}
 }
