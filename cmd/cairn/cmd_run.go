@@ -230,6 +230,10 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 		return err
 	}
 	res := jobResult{Start: time.Now(), Name: cfg.Name, repository: repositoryLabel(a)}
+	// The prune step and the metrics share this process's one handle on
+	// the repository.
+	listing := &listingRepo{a: a}
+	defer listing.Close()
 	if cfg.Name != "" {
 		log = log.With("run", cfg.Name)
 	}
@@ -265,7 +269,7 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 			}
 		}
 		if cfg.Prune != nil && res.ExitCode == 0 && ctx.Err() == nil {
-			res.Prune = runPruneStep(ctx, self, a, log, *cfg.Prune)
+			res.Prune = runPruneStep(ctx, self, listing, log, *cfg.Prune)
 			if res.Prune.ExitCode != 0 {
 				fail(res.Prune.ExitCode, "prune: "+res.Prune.Error)
 			}
@@ -310,7 +314,7 @@ func runJob(ctx context.Context, a *app, cfg *jobConfig) error {
 	if wantMetrics && (res.ExitCode == 0 || res.ExitCode == exitIncomplete) {
 		st := startStep(log, "stats")
 		statsCtx, cancelStats := context.WithTimeout(postCtx, time.Minute)
-		stats, err := collectRepoStats(statsCtx, a)
+		stats, err := collectRepoStats(statsCtx, listing)
 		cancelStats()
 		if err != nil {
 			st.end(exitFatal, err.Error())

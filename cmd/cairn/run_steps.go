@@ -154,11 +154,11 @@ func runCheckStep(ctx context.Context, self string, a *app, l *slog.Logger, step
 // runPruneStep runs `cairn prune ARGS` between two listings of the pack
 // files, whose difference becomes the step's figures. A failed listing
 // costs the figures, never the prune.
-func runPruneStep(ctx context.Context, self string, a *app, l *slog.Logger, step jobStep) *pruneResult {
+func runPruneStep(ctx context.Context, self string, lr *listingRepo, l *slog.Logger, step jobStep) *pruneResult {
+	a := lr.a
 	var before map[blob.ID]int64
-	r, err := openForListing(ctx, a)
+	r, err := lr.get(ctx)
 	if err == nil {
-		defer r.Close()
 		before, err = packSizes(ctx, r)
 	}
 	if err != nil {
@@ -204,12 +204,39 @@ func packSizes(ctx context.Context, r *repo.Repository) (map[blob.ID]int64, erro
 	return packs, nil
 }
 
-// openForListing opens the repository without a lock, for listings only.
-func openForListing(ctx context.Context, a *app) (*repo.Repository, error) {
-	if a.password == "" {
+// listingRepo is the job process's own handle on the repository, without
+// a lock, for listings only (the prune step's pack figures, the metrics'
+// repository figures). It is opened on first use and then shared: every
+// open derives the key again (scrypt, about half a second) and, with a
+// password prompt, would ask again.
+type listingRepo struct {
+	a *app
+	r *repo.Repository
+}
+
+// get returns the handle, opening the repository if it is not open yet.
+// A failed open is not remembered: a later step tries again.
+func (lr *listingRepo) get(ctx context.Context) (*repo.Repository, error) {
+	if lr.r != nil {
+		return lr.r, nil
+	}
+	if lr.a.password == "" {
 		return nil, errors.New("no password in the environment (RESTIC_PASSWORD, RESTIC_PASSWORD_FILE or RESTIC_PASSWORD_COMMAND)")
 	}
-	return a.openRepository(ctx, a.mainRepo())
+	r, err := lr.a.openRepository(ctx, lr.a.mainRepo())
+	if err != nil {
+		return nil, err
+	}
+	lr.r = r
+	return r, nil
+}
+
+// Close closes the handle if it was opened.
+func (lr *listingRepo) Close() {
+	if lr.r != nil {
+		lr.r.Close()
+		lr.r = nil
+	}
 }
 
 // repositoryLabel is the repository as the metrics name it: the location
@@ -254,12 +281,11 @@ func addJobSecrets(a *app, webhookURL, pushgatewayURL string) {
 // collectRepoStats reads the pack sizes and counts the snapshots per host.
 // It takes no lock: it only lists and reads files that a concurrent
 // writer never changes in place.
-func collectRepoStats(ctx context.Context, a *app) (*repoStats, error) {
-	r, err := openForListing(ctx, a)
+func collectRepoStats(ctx context.Context, lr *listingRepo) (*repoStats, error) {
+	r, err := lr.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
 	st := &repoStats{SnapshotsByHost: map[string]int{}}
 	err = r.List(ctx, backend.PackFile, func(_ blob.ID, size int64) error {
 		st.SizeBytes += size

@@ -384,3 +384,49 @@ webhook: {url: `+rc.srv.URL+`}
 		t.Errorf("webhook after SIGTERM: %+v", got)
 	}
 }
+
+// A job with a backup, a prune step and metrics opens the repository once
+// per process: the backup and prune children once each, and the job
+// itself once for the prune step's pack listings and the metrics'
+// figures together (before, it opened it for each, deriving the key
+// twice). The password command runs once per process as well.
+func TestRunJobOpensRepositoryOncePerProcess(t *testing.T) {
+	t.Parallel()
+	loc, _, keyReads := openCountingRepo(t, 2)
+	pwEnv, pwRuns := countingPasswordCommand(t)
+	r := newRunner(t).with("RESTIC_REPOSITORY="+loc, pwEnv)
+	src := t.TempDir()
+	writeJobFile(t, filepath.Join(src, "a.txt"), "a\n")
+	textfile := filepath.Join(t.TempDir(), "cairn.prom")
+	cfg := filepath.Join(t.TempDir(), "job.yaml")
+	writeJobFile(t, cfg, `
+sources: [{name: s, host: h, paths: [`+src+`]}]
+prune: {}
+metrics: {textfile: `+textfile+`}
+`)
+	res := r.ok("run", "--config", cfg)
+	const processes = 3 // the job, `backup`, `prune`
+	if n := keyReads(); n != processes {
+		t.Errorf("the job read a key file %d times, want %d (one open per process)\n%s", n, processes, res.stderr)
+	}
+	if n := pwRuns(); n != processes {
+		t.Errorf("the password command ran %d times, want %d (once per process)", n, processes)
+	}
+	// Both users of the shared handle did their work.
+	prom, err := os.ReadFile(textfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(prom), "cairn_backup_repository_size_bytes{") {
+		t.Errorf("no repository size in the metrics:\n%s", prom)
+	}
+	pruned := false
+	for _, rec := range jsonLines(t, res.stderr) {
+		if rec["msg"] == "step finished" && rec["step"] == "prune" {
+			_, pruned = rec["packs_deleted"]
+		}
+	}
+	if !pruned {
+		t.Errorf("the prune step has no packs_deleted figure:\n%s", res.stderr)
+	}
+}
