@@ -124,28 +124,6 @@ func (r *Repository) loadBlobFrom(ctx context.Context, loc index.Location, buf [
 	if err != nil {
 		return nil, err
 	}
-	return r.openBlob(loc.Handle, buf, loc.UncompressedLength)
-}
-
-// openBlob decrypts (in place), decompresses and verifies one stored blob.
-// The result may share memory with sealed.
-func (r *Repository) openBlob(h blob.Handle, sealed []byte, uncompressedLength uint32) ([]byte, error) {
-	plain, err := r.key.OpenInPlace(sealed)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt blob %s: %w", h.ID.Str(), err)
-	}
-	if uncompressedLength != 0 {
-		out, err := decompress(nil, plain, int(uncompressedLength))
-		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", h.ID.Str(), err)
-		}
-		if len(out) != int(uncompressedLength) {
-			return nil, fmt.Errorf("blob %s: decompressed to %d bytes, index says %d", h.ID.Str(), len(out), uncompressedLength)
-		}
-		plain = out
-	}
-	if got := blob.Hash(plain); got != h.ID {
-		return nil, fmt.Errorf("blob %s: wrong data returned, hash is %s", h.ID.Str(), got.Str())
-	}
-	return plain, nil
+	// No dst: an uncompressed blob is decrypted in place, in buf.
+	return r.OpenBlob(loc.Handle, buf, loc.UncompressedLength, nil)
 }

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -150,12 +149,7 @@ func MemoryLimit(ctx context.Context, r *repo.Repository, opts Options) (int64, 
 // is found; the returned error is only for failures that stop the check
 // (cancellation, a backend that cannot list files), not for damage.
 func Run(ctx context.Context, r *repo.Repository, opts Options, report func(Problem)) (*Report, error) {
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
-	if err != nil {
-		return nil, fmt.Errorf("zstd decoder: %w", err)
-	}
-	defer dec.Close()
-	c := &checker{r: r, opts: opts, report: report, rep: &Report{}, broken: map[blob.ID]bool{}, dec: dec}
+	c := &checker{r: r, opts: opts, report: report, rep: &Report{}, broken: map[blob.ID]bool{}}
 	if err := c.run(ctx); err != nil {
 		return c.rep, err
 	}
@@ -174,7 +168,6 @@ type checker struct {
 	report func(Problem)
 	rep    *Report
 	broken map[blob.ID]bool
-	dec    *zstd.Decoder // safe for concurrent DecodeAll
 
 	// packs maps each indexed pack to what the index says about it.
 	packs map[blob.ID]*packInfo

@@ -12,11 +12,9 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
-	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/index"
@@ -80,10 +78,10 @@ func (c *checker) readBatch(ctx context.Context, workers int, ids []blob.ID, siz
 				blobs = append(blobs, e.Blob)
 				return true
 			})
-			p := c.checkPackData(gctx, c.dec, id, sizes[id], blobs)
+			p := c.checkPackData(gctx, id, sizes[id], blobs)
 			if p != nil && gctx.Err() == nil {
 				// A second read tells a transient failure from damage.
-				if p2 := c.checkPackData(gctx, c.dec, id, sizes[id], blobs); p2 != nil {
+				if p2 := c.checkPackData(gctx, id, sizes[id], blobs); p2 != nil {
 					p = p2
 				} else {
 					p = &Problem{Kind: KindData, Pack: id, Errs: []error{fmt.Errorf("check successful on second attempt, original error %v", p.Error())}}
@@ -105,7 +103,7 @@ func (c *checker) readBatch(ctx context.Context, workers int, ids []blob.ID, siz
 }
 
 // checkPackData reads and verifies one pack; nil means it is fine.
-func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.ID, size int64, indexed []pack.Blob) *Problem {
+func (c *checker) checkPackData(ctx context.Context, id blob.ID, size int64, indexed []pack.Blob) *Problem {
 	broken := func(errs []error) *Problem {
 		return &Problem{Kind: KindData, Pack: id, Broken: true, Errs: errs}
 	}
@@ -159,7 +157,7 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 			if _, err := io.ReadFull(rd, sealed); err != nil {
 				return err
 			}
-			if _, err := openBlob(key, dec, id, b, sealed, &plain); err != nil {
+			if _, err := c.openBlob(id, b, sealed, &plain); err != nil {
 				blobErrs = append(blobErrs, fmt.Errorf("blob %v: %w", b.ID, err))
 			}
 		}
@@ -186,7 +184,7 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 		errs = append(errs, blobErrs...)
 	} else {
 		rdAt = bytes.NewReader(buf)
-		var plain []byte
+		var sealed, plain []byte
 		for _, b := range blobs {
 			if ctx.Err() != nil {
 				return nil
@@ -195,7 +193,11 @@ func (c *checker) checkPackData(ctx context.Context, dec *zstd.Decoder, id blob.
 				errs = append(errs, fmt.Errorf("blob %v: beyond the end of the pack", b.ID))
 				continue
 			}
-			if _, err := openBlob(key, dec, id, b, buf[b.Offset:b.Offset+b.Length], &plain); err != nil {
+			// A copy: opening overwrites the sealed bytes, and the
+			// header is read from buf below (an index may place a
+			// blob over it).
+			sealed = append(sealed[:0], buf[b.Offset:b.Offset+b.Length]...)
+			if _, err := c.openBlob(id, b, sealed, &plain); err != nil {
 				errs = append(errs, fmt.Errorf("blob %v: %w", b.ID, err))
 			}
 		}
@@ -260,26 +262,27 @@ func (t tailReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// openBlob decrypts (into *scratch), decompresses and verifies one stored
-// blob b of pack packID, with restic's messages.
-func openBlob(key *crypto.Key, dec *zstd.Decoder, packID blob.ID, b pack.Blob, sealed []byte, scratch *[]byte) ([]byte, error) {
-	plain, err := key.Open((*scratch)[:0], sealed)
-	if err != nil {
-		return nil, fmt.Errorf("decrypting blob %v from pack %v failed: %w", b.Handle, packID, err)
+// openBlob opens one stored blob b of pack packID with the repository's
+// OpenBlob (sealed is overwritten; the plaintext goes to *scratch when it
+// has room) and words a failure like restic's checker.
+func (c *checker) openBlob(packID blob.ID, b pack.Blob, sealed []byte, scratch *[]byte) ([]byte, error) {
+	need := int(b.UncompressedLength)
+	if need == 0 {
+		need = len(sealed)
 	}
-	*scratch = plain
-	data := plain
-	if b.UncompressedLength != 0 {
-		data, err = dec.DecodeAll(plain, make([]byte, 0, b.UncompressedLength))
-		if err != nil {
-			return nil, fmt.Errorf("decompressing blob %v from pack %v failed: %w", b.Handle, packID, err)
-		}
-		if len(data) != int(b.UncompressedLength) {
-			return nil, fmt.Errorf("decompressing blob %v from pack %v: %d bytes, index says %d", b.Handle, packID, len(data), b.UncompressedLength)
-		}
+	if cap(*scratch) < need {
+		*scratch = make([]byte, 0, need)
 	}
-	if got := blob.Hash(data); got != b.ID {
-		return nil, fmt.Errorf("read blob %v from pack %v: wrong data returned, hash is %v", b.Handle, packID, got)
+	data, err := c.r.OpenBlob(b.Handle, sealed, b.UncompressedLength, *scratch)
+	var be *repo.BlobError
+	if err == nil || !errors.As(err, &be) {
+		return data, err
 	}
-	return data, nil
+	switch be.Step {
+	case repo.BlobDecrypt:
+		return nil, fmt.Errorf("decrypting blob %v from pack %v failed: %w", b.Handle, packID, be.Err)
+	case repo.BlobDecompress:
+		return nil, fmt.Errorf("decompressing blob %v from pack %v failed: %w", b.Handle, packID, be.Err)
+	}
+	return nil, fmt.Errorf("read blob %v from pack %v: wrong data returned, hash is %v", b.Handle, packID, be.Hash)
 }

@@ -194,7 +194,7 @@ func (c *checker) loadTreeBlob(ctx context.Context, id blob.ID) ([]byte, error) 
 			continue
 		}
 		var scratch []byte
-		data, err := openBlob(c.r.Key(), c.dec, loc.Pack, loc.Blob, sealed, &scratch)
+		data, err := c.openBlob(loc.Pack, loc.Blob, sealed, &scratch)
 		if err != nil {
 			lastErr = err
 			continue

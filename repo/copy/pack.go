@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo"
@@ -26,10 +23,6 @@ const (
 	// Repository.LoadBlob.
 	maxDecoded = 64 << 20
 )
-
-var decoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded))
-})
 
 // copyPack reads the wanted blobs of one source pack in as few ranged
 // requests as is sensible, and saves each into the destination. A blob
@@ -89,28 +82,11 @@ func (c *copier) copyRun(ctx context.Context, w *repo.BlobWriter, id blob.ID, ru
 	return nil
 }
 
-// open decrypts, decompresses and verifies one blob read from a pack.
+// open decrypts, decompresses and verifies one blob read from a pack. An
+// uncompressed blob is decrypted in place, in sealed.
 func (c *copier) open(b pack.Blob, sealed []byte) ([]byte, error) {
-	plain, err := c.src.Key().OpenInPlace(sealed)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt %v: %w", b.Handle, err)
+	if b.UncompressedLength > maxDecoded {
+		return nil, fmt.Errorf("%v: %d bytes uncompressed is too large to decode here", b.Handle, b.UncompressedLength)
 	}
-	if b.UncompressedLength != 0 {
-		if b.UncompressedLength > maxDecoded {
-			return nil, fmt.Errorf("%v: %d bytes uncompressed is too large to decode here", b.Handle, b.UncompressedLength)
-		}
-		dec, err := decoder()
-		if err != nil {
-			return nil, fmt.Errorf("zstd decoder: %w", err)
-		}
-		out, err := dec.DecodeAll(plain, make([]byte, 0, b.UncompressedLength))
-		if err != nil {
-			return nil, fmt.Errorf("decompress %v: %w", b.Handle, err)
-		}
-		plain = out
-	}
-	if blob.Hash(plain) != b.ID {
-		return nil, fmt.Errorf("%v: content does not match its ID", b.Handle)
-	}
-	return plain, nil
+	return c.src.OpenBlob(b.Handle, sealed, b.UncompressedLength, nil)
 }

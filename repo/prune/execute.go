@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/backend"
@@ -224,13 +223,6 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 	workers := int(max(1, r.Backend().Connections()-1))
 	for range workers {
 		g.Go(func() error {
-			// Capped like the repository's own decoder: a damaged or
-			// hostile frame may claim any size.
-			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
-			if err != nil {
-				return err
-			}
-			defer dec.Close()
 			var blobs []keptBlob // reused from pack to pack
 			for id := range work {
 				blobs = blobs[:0]
@@ -242,7 +234,7 @@ func (p *Plan) copyKept(ctx context.Context, r *repo.Repository) error {
 					return true
 				})
 				keepMu.Unlock()
-				if err := copyPack(gctx, r, w, dec, id, blobs, take); err != nil {
+				if err := copyPack(gctx, r, w, id, blobs, take); err != nil {
 					return err
 				}
 				// Its blobs are in the writer now: the old entries
@@ -270,7 +262,7 @@ type keptBlob struct {
 
 // copyPack reads the blobs of one pack in a single request (from its first
 // to its last kept blob) and saves those that take claims.
-func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *zstd.Decoder, id blob.ID, blobs []keptBlob, take func(blob.Type, int32) bool) error {
+func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, id blob.ID, blobs []keptBlob, take func(blob.Type, int32) bool) error {
 	if len(blobs) == 0 {
 		return nil
 	}
@@ -278,7 +270,6 @@ func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *
 	start := int64(blobs[0].Offset)
 	last := blobs[len(blobs)-1]
 	length := int64(last.Offset) + int64(last.Length) - start
-	key := r.Key()
 	h := backend.Handle{Type: backend.PackFile, Name: id.String(), IsMetadata: blobs[0].Type == blob.TreeBlob}
 	var buf, plain []byte
 	err := r.Backend().Load(ctx, h, int(length), start, func(rd io.Reader) error {
@@ -301,7 +292,17 @@ func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *
 			if !take(b.Type, b.first) {
 				continue
 			}
-			data, err := openBlob(key, dec, b.Blob, buf, &plain)
+			// The plaintext goes to plain, sized for this blob, so
+			// that neither decryption nor decompression allocates
+			// from blob to blob. buf is read again for the next blob.
+			need := int(b.UncompressedLength)
+			if need == 0 {
+				need = int(b.Length)
+			}
+			if cap(plain) < need {
+				plain = make([]byte, 0, need)
+			}
+			data, err := r.OpenBlob(b.Handle, buf, b.UncompressedLength, plain)
 			if err != nil {
 				return fmt.Errorf("pack %s: %w", id.Str(), err)
 			}
@@ -315,29 +316,4 @@ func copyPack(ctx context.Context, r *repo.Repository, w *repo.BlobWriter, dec *
 		return fmt.Errorf("load pack %s: %w", id.Str(), err)
 	}
 	return nil
-}
-
-// openBlob decrypts, decompresses and verifies one blob; the result may use
-// *scratch.
-func openBlob(key interface {
-	Open(dst, box []byte) ([]byte, error)
-}, dec *zstd.Decoder, b pack.Blob, sealed []byte, scratch *[]byte) ([]byte, error) {
-	plain, err := key.Open((*scratch)[:0], sealed)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt blob %v: %w", b.Handle, err)
-	}
-	*scratch = plain
-	if b.UncompressedLength != 0 {
-		plain, err = dec.DecodeAll(plain, make([]byte, 0, b.UncompressedLength))
-		if err != nil {
-			return nil, fmt.Errorf("decompress blob %v: %w", b.Handle, err)
-		}
-		if len(plain) != int(b.UncompressedLength) {
-			return nil, fmt.Errorf("blob %v: decompressed to %d bytes, index says %d", b.Handle, len(plain), b.UncompressedLength)
-		}
-	}
-	if got := blob.Hash(plain); got != b.ID {
-		return nil, fmt.Errorf("blob %v: wrong data, hash is %s", b.Handle, got.Str())
-	}
-	return plain, nil
 }
