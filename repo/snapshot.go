@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -102,6 +103,17 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id blob.ID) (*Snapshot, e
 	}
 	sn.id = id
 	return sn, nil
+}
+
+// RemoveSnapshot deletes the snapshot file id. A file that is already gone
+// (removed by a concurrent forget or tag) counts as removed: what was asked
+// for holds.
+func (r *Repository) RemoveSnapshot(ctx context.Context, id blob.ID) error {
+	err := r.be.Remove(ctx, backend.Handle{Type: backend.SnapshotFile, Name: id.String()})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove snapshot %s: %w", id.Str(), err)
+	}
+	return nil
 }
 
 // ForEachSnapshot loads every snapshot (in parallel) and calls fn for each,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 	"time"
@@ -301,12 +300,8 @@ func removeSnapshots(ctx context.Context, r *repo.Repository, list []*repo.Snaps
 	for i, sn := range list {
 		id := sn.ID()
 		g.Go(func() error {
-			err := be.Remove(gctx, backend.Handle{Type: backend.SnapshotFile, Name: id.String()})
-			if errors.Is(err, fs.ErrNotExist) {
-				// Gone already (another forget): what was asked for holds.
-				err = nil
-			}
-			errs[i] = err
+			// Gone already (another forget) counts as removed.
+			errs[i] = r.RemoveSnapshot(gctx, id)
 			return gctx.Err()
 		})
 	}

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"slices"
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 )
@@ -175,8 +172,8 @@ func replaceSnapshot(ctx context.Context, r *repo.Repository, sn *repo.Snapshot)
 	}
 	// Already gone (a concurrent tag or forget): the new one is saved, so
 	// the tags did change; forget and repair snapshots count it so too.
-	if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.SnapshotFile, Name: old.String()}); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return blob.ID{}, fmt.Errorf("remove old snapshot %s: %w", old.Str(), err)
+	if err := r.RemoveSnapshot(ctx, old); err != nil {
+		return blob.ID{}, err
 	}
 	return id, nil
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"slices"
 
-	"github.com/cairn-backup/cairn/backend"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/tree"
@@ -117,7 +115,7 @@ func (rw *rewriter) snapshot(ctx context.Context, sn *repo.Snapshot, opts Snapsh
 			rw.p.P("would delete empty snapshot")
 			return res, nil
 		}
-		if err := removeSnapshot(ctx, rw.r, oldID); err != nil {
+		if err := rw.r.RemoveSnapshot(ctx, oldID); err != nil {
 			return res, err
 		}
 		res.Removed = true
@@ -149,21 +147,13 @@ func (rw *rewriter) snapshot(ctx context.Context, sn *repo.Snapshot, opts Snapsh
 	res.New = id
 	rw.p.P("saved new snapshot %v", id.Str())
 	if opts.Forget {
-		if err := removeSnapshot(ctx, rw.r, oldID); err != nil {
+		if err := rw.r.RemoveSnapshot(ctx, oldID); err != nil {
 			return res, err
 		}
 		res.Removed = true
 		rw.p.P("removed old snapshot %v", oldID.Str())
 	}
 	return res, nil
-}
-
-func removeSnapshot(ctx context.Context, r *repo.Repository, id blob.ID) error {
-	err := r.Backend().Remove(ctx, backend.Handle{Type: backend.SnapshotFile, Name: id.String()})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove snapshot %s: %w", id.Str(), err)
-	}
-	return nil
 }
 
 // tree returns the ID of the repaired copy of tree id at dir, the null ID
