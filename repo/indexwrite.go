@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,7 +261,7 @@ func (r *Repository) newIndexPlan(opts RewriteIndexOptions) *indexPlan {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(pl.packs[a].id[:], pl.packs[b].id[:]) })
+	slices.SortFunc(order, func(a, b int) int { return pl.packs[a].id.Compare(pl.packs[b].id) })
 	sorted := make([]planPack, len(order))
 	n, from := 0, 0
 	for i, o := range order {

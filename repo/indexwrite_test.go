@@ -51,13 +51,13 @@ func listIDs(t *testing.T, r *Repository, ft backend.FileType) []blob.ID {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(ids, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, blob.ID.Compare)
 	return ids
 }
 
 func sortedIDs(ids []blob.ID) []blob.ID {
 	ids = slices.Clone(ids)
-	slices.SortFunc(ids, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, blob.ID.Compare)
 	return ids
 }
 

@@ -171,7 +171,7 @@ func SortSnapshots(list []*Snapshot) {
 		if !list[i].Time.Equal(list[j].Time) {
 			return list[i].Time.Before(list[j].Time)
 		}
-		return list[i].id.String() < list[j].id.String()
+		return list[i].id.Compare(list[j].id) < 0
 	})
 }
 

@@ -4,6 +4,7 @@
 package blob
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -56,6 +57,10 @@ func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
 // Str returns the 8-character short form restic prints.
 func (id ID) Str() string { return hex.EncodeToString(id[:4]) }
+
+// Compare orders IDs by their bytes (the order of their hex forms): -1,
+// 0 or +1 like bytes.Compare. blob.ID.Compare suits slices.SortFunc.
+func (id ID) Compare(other ID) int { return bytes.Compare(id[:], other[:]) }
 
 // IsNull reports whether id is all zero (the "null ID" that restic check flags).
 func (id ID) IsNull() bool { return id == ID{} }

@@ -12,7 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -156,9 +156,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options, report func(Prob
 	for id := range c.broken {
 		c.rep.BrokenPacks = append(c.rep.BrokenPacks, id)
 	}
-	sort.Slice(c.rep.BrokenPacks, func(i, j int) bool {
-		return c.rep.BrokenPacks[i].String() < c.rep.BrokenPacks[j].String()
-	})
+	slices.SortFunc(c.rep.BrokenPacks, blob.ID.Compare)
 	return c.rep, ctx.Err()
 }
 
@@ -334,9 +332,7 @@ func (c *checker) checkPacks(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func sortIDs(ids []blob.ID) {
-	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
-}
+func sortIDs(ids []blob.ID) { slices.SortFunc(ids, blob.ID.Compare) }
 
 func mixed(pe *index.PackEntry) bool {
 	for _, b := range pe.Blobs {

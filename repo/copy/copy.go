@@ -256,14 +256,14 @@ func (c *copier) copyData(ctx context.Context, w *repo.BlobWriter, want map[blob
 		byPack[locs[0].Pack] = append(byPack[locs[0].Pack], locs[0].Blob)
 	}
 	if len(lost) > 0 {
-		slices.SortFunc(lost, func(a, b blob.ID) int { return compareIDs(a, b) })
+		slices.SortFunc(lost, blob.ID.Compare)
 		return fmt.Errorf("%d data blob(s) not in the source index, first %s: %w", len(lost), lost[0], repo.ErrBlobNotFound)
 	}
 	ids := make([]blob.ID, 0, len(byPack))
 	for id := range byPack {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, compareIDs)
+	slices.SortFunc(ids, blob.ID.Compare)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(int(max(1, c.src.Backend().Connections())))
@@ -271,13 +271,4 @@ func (c *copier) copyData(ctx context.Context, w *repo.BlobWriter, want map[blob
 		g.Go(func() error { return c.copyPack(gctx, w, id, byPack[id]) })
 	}
 	return g.Wait()
-}
-
-func compareIDs(a, b blob.ID) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
-	}
-	return 0
 }

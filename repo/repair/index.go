@@ -1,7 +1,6 @@
 package repair
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -157,7 +156,7 @@ func loadIndexes(ctx context.Context, r *repo.Repository, entries map[blob.ID]ma
 	}); err != nil {
 		return fmt.Errorf("list index files: %w", err)
 	}
-	slices.SortFunc(ids, compareIDs)
+	slices.SortFunc(ids, blob.ID.Compare)
 	files := make([]*index.File, len(ids))
 	errs := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
@@ -224,7 +223,7 @@ func readHeaders(ctx context.Context, r *repo.Repository, packs map[blob.ID]int6
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
-	slices.SortFunc(invalid, compareIDs)
+	slices.SortFunc(invalid, blob.ID.Compare)
 	return read, invalid, nil
 }
 
@@ -264,8 +263,6 @@ func sortedKeys[V any](m map[blob.ID]V) []blob.ID {
 	for id := range m {
 		out = append(out, id)
 	}
-	slices.SortFunc(out, compareIDs)
+	slices.SortFunc(out, blob.ID.Compare)
 	return out
 }
-
-func compareIDs(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }

@@ -69,7 +69,7 @@ func indexFiles(t testing.TB, r *repo.Repository) []blob.ID {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(ids, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, blob.ID.Compare)
 	return ids
 }
 
@@ -144,7 +144,7 @@ func TestIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	sorted := func(ids ...blob.ID) []blob.ID {
-		slices.SortFunc(ids, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+		slices.SortFunc(ids, blob.ID.Compare)
 		return ids
 	}
 	switch {
