@@ -139,7 +139,6 @@ func runRestore(ctx context.Context, a *app, opts restoreOptions, args []string)
 	ropts := restore.Options{
 		Target: opts.Target, IncludeXattr: opts.IncludeXattr, ExcludeXattr: opts.ExcludeXattr,
 		Overwrite: ow, Delete: opts.Delete, Sparse: opts.Sparse, Verify: opts.Verify, DryRun: opts.DryRun,
-		NoLock: true, // the command holds the lock (or none with --no-lock)
 	}
 	if ropts.Include, err = patterns(opts.Include, opts.IncludeFiles); err != nil {
 		return err
@@ -160,13 +159,36 @@ func runRestore(ctx context.Context, a *app, opts restoreOptions, args []string)
 		return errors.New("--dry-run and --verify are mutually exclusive")
 	}
 
-	lctx, r, done, err := a.openLocked(ctx, false, true)
+	r, err := a.openRepository(ctx, a.mainRepo())
 	if err != nil {
 		return err
 	}
-	defer done()
-	sn, sub, err := findSnapshot(lctx, r, args[0], &opts.filter)
+	defer r.Close()
+	// restore.Run takes the lock, so that the index and the trees are read
+	// while it settles; nothing is written to the target before it is
+	// granted. Finding the snapshot only reads: if a forget removes it
+	// meanwhile, the lock (which forget holds exclusively) is refused.
+	var lockErr error
+	if a.gopts.NoLock {
+		ropts.NoLock = true
+	} else {
+		ropts.Lock = func(ctx context.Context) (context.Context, func(), error) {
+			lctx, unlock, err := a.lockRepository(ctx, r, false, false)
+			lockErr = err
+			return lctx, unlock, err
+		}
+	}
+	sn, sub, err := findSnapshot(ctx, r, args[0], &opts.filter)
 	if err != nil {
+		// restic locks first: a locked repository is reported as such
+		// (exit 11) even when the snapshot is not there.
+		if ropts.Lock != nil {
+			_, unlock, lerr := ropts.Lock(ctx)
+			if lerr != nil {
+				return lerr
+			}
+			unlock()
+		}
 		return fmt.Errorf("failed to find snapshot: %w", err)
 	}
 
@@ -186,8 +208,11 @@ func runRestore(ctx context.Context, a *app, opts restoreOptions, args []string)
 		p.P("restoring %s to %s", sn, opts.Target)
 	}
 	start := time.Now()
-	res, err := restore.Run(lctx, r, sn, sub, ropts)
+	res, err := restore.Run(ctx, r, sn, sub, ropts)
 	upd.done()
+	if lockErr != nil && errors.Is(err, lockErr) {
+		return lockErr // "unable to create lock in backend: …", exit 11
+	}
 	if res != nil {
 		for _, f := range res.Failures {
 			if a.gopts.JSON {

@@ -58,6 +58,8 @@ func TestExitNoRepository(t *testing.T) {
 // A lock held by another process: exit 11, naming the holder.
 func TestExitLocked(t *testing.T) {
 	dir := newRepo(t)
+	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
+	r.ok("backup", t.TempDir()) // a snapshot for restore to find
 	lk := openRepo(t, dir)
 	_, held, err := lk.Lock(context.Background(), true, repo.LockOptions{})
 	if err != nil {
@@ -65,8 +67,9 @@ func TestExitLocked(t *testing.T) {
 	}
 	defer held.Unlock()
 	host, _ := os.Hostname()
-	r := newRunner(t).with("RESTIC_PASSWORD="+testPassword, "RESTIC_REPOSITORY="+dir)
-	for _, args := range [][]string{{"backup", t.TempDir()}, {"snapshots"}, {"key", "add"}} {
+	// restore is refused with a snapshot to restore and without one (like
+	// restic, which locks before it looks).
+	for _, args := range [][]string{{"backup", t.TempDir()}, {"snapshots"}, {"key", "add"}, {"restore", "latest", "--target", t.TempDir()}, {"restore", "deadbeef", "--target", t.TempDir()}} {
 		res := r.expect(exitLocked, args...)
 		for _, want := range []string{"locked exclusively", "PID " + strconv.Itoa(os.Getpid()), host, "unlock"} {
 			if !strings.Contains(res.stderr, want) {

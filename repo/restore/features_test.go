@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -175,6 +176,54 @@ func TestRestoreLocking(t *testing.T) {
 	n := 0
 	if err := r.Backend().List(ctx, backend.LockFile, func(backend.FileInfo) error { n++; return nil }); err != nil || n != 0 {
 		t.Errorf("%d lock files left (%v)", n, err)
+	}
+}
+
+// Options.Lock replaces the default lock: Run reads while it waits but
+// writes nothing to the target before it returns, releases it at the end,
+// and fails with its error (without waiting for the reading) when it is
+// refused.
+func TestRestoreLockHook(t *testing.T) {
+	_, r, sn := smallTree(t)
+	ctx := context.Background()
+	target := newTarget(t)
+	release := make(chan struct{})
+	var unlocked atomic.Int32
+	done := make(chan error, 1)
+	var res *restore.Result
+	go func() {
+		var err error
+		res, err = restore.Run(ctx, r, sn, "", restore.Options{Target: target, Lock: func(ctx context.Context) (context.Context, func(), error) {
+			<-release
+			return ctx, func() { unlocked.Add(1) }, nil
+		}})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // time to read the index and the trees
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the target was touched before the lock was granted: %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if unlocked.Load() != 1 {
+		t.Errorf("unlock called %d times", unlocked.Load())
+	}
+	if res.FilesRestored == 0 {
+		t.Errorf("nothing restored after the lock was granted: %+v", res)
+	}
+
+	refused := errors.New("refused by the test")
+	target = newTarget(t)
+	_, err := restore.Run(ctx, r, sn, "", restore.Options{Target: target, Lock: func(ctx context.Context) (context.Context, func(), error) {
+		return nil, nil, refused
+	}})
+	if !errors.Is(err, refused) {
+		t.Fatalf("refused lock: %v", err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the target was touched without the lock: %v", err)
 	}
 }
 

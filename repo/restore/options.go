@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -94,6 +95,14 @@ type Options struct {
 	// NoLock skips the shared repository lock (the caller holds one, or the
 	// repository is read-only).
 	NoLock bool
+	// Lock, if set, takes the shared lock instead of r.Lock with restic's
+	// defaults (for instance with --retry-lock or a message for stale
+	// locks). It returns the context to restore under, cancelled with the
+	// cause when the lock is lost, and the function that releases it. Run
+	// calls it in the background while it reads the index and the trees,
+	// and writes nothing to the target before it has returned; its error
+	// is wrapped in Run's error.
+	Lock func(ctx context.Context) (context.Context, func(), error)
 
 	// Workers is how many pack ranges and file operations are in flight at
 	// once (default: 8, or the backend's connections if more). Each worker

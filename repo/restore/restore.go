@@ -21,8 +21,8 @@ import (
 // all of it), into opts.Target. The contents of the restored directory go
 // directly into the target, like `restic restore ID:subfolder`.
 //
-// Run takes a shared repository lock unless opts.NoLock is set and loads
-// the index if needed. Entries that cannot be restored are listed in the
+// Run takes a shared repository lock (opts.Lock, or r.Lock with restic's
+// defaults) unless opts.NoLock is set, and loads the index if needed. Entries that cannot be restored are listed in the
 // Result and the restore goes on; the error then wraps ErrIncomplete. Any
 // other error (bad options, no target, lock or index failure, a cancelled
 // ctx) stops the restore and comes with a nil or partial Result.
@@ -57,21 +57,46 @@ func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, subfolder s
 	// have changed the repository while they ran, since it would have had
 	// to hold its own lock across that time and this one would have failed.
 	var locked chan lockResult
+	// A refused lock stops the reading, and a failed read stops a lock
+	// still waiting (--retry-lock): neither result is worth waiting for.
+	loadCtx, stopLoad := context.WithCancelCause(ctx)
+	defer stopLoad(nil)
+	lockCtx, stopLock := context.WithCancelCause(ctx)
+	defer stopLock(nil)
 	if !opts.NoLock {
 		locked = make(chan lockResult, 1)
+		lock := opts.Lock
+		if lock == nil {
+			lock = func(ctx context.Context) (context.Context, func(), error) {
+				lctx, held, err := r.Lock(ctx, false, repo.LockOptions{})
+				if err != nil {
+					return nil, nil, err
+				}
+				return lctx, func() { _ = held.Unlock() }, nil
+			}
+		}
 		go func() {
-			lctx, lock, err := r.Lock(ctx, false, repo.LockOptions{})
-			locked <- lockResult{lctx, lock, err}
+			lctx, unlock, err := lock(lockCtx)
+			if err != nil {
+				stopLoad(err)
+			}
+			locked <- lockResult{lctx, unlock, err}
 		}()
 	}
-	planErr := rs.load(ctx, sn, subfolder)
+	planErr := rs.load(loadCtx, sn, subfolder)
+	loadStopped := loadCtx.Err() != nil
+	if planErr != nil {
+		stopLock(planErr)
+	}
 	if locked != nil {
 		l := <-locked
-		if l.err != nil {
+		if l.err != nil && (planErr == nil || loadStopped) {
 			return nil, fmt.Errorf("restore: lock repository: %w", l.err)
 		}
-		defer func() { _ = l.lock.Unlock() }()
-		ctx = l.ctx
+		if l.err == nil {
+			defer l.unlock()
+			ctx = l.ctx
+		}
 	}
 	if planErr != nil {
 		return nil, planErr
@@ -158,9 +183,9 @@ func newRestorer(r *repo.Repository, opts Options, target string, sel *selector,
 }
 
 type lockResult struct {
-	ctx  context.Context
-	lock *repo.HeldLock
-	err  error
+	ctx    context.Context
+	unlock func()
+	err    error
 }
 
 // load reads the index and the trees and makes the plan; it only reads the
