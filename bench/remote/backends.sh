@@ -32,7 +32,7 @@ if [ ! -e "$WORK/data/app.complete" ]; then
 fi
 if [ -d "$WORK/save" ]; then "$WORK/bin/gen" -kind revert -out "$DATA" -save "$WORK/save"; rm -rf "$WORK/save"; fi
 B=$WORK/be
-rm -rf "$B"; mkdir -p "$B/rest" "$B/s3" "$B/sftp" "$B/ssh"
+rm -rf "$B" "$WORK/restores" "$WORK/restore"; mkdir -p "$B/rest" "$B/s3" "$B/sftp" "$B/ssh"
 port() { echo $((20000 + RANDOM % 20000)); }
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done' EXIT
@@ -70,7 +70,10 @@ opts() {
 	fi
 }
 bin() { if [ "$1" = cairn ]; then echo "$CAIRN"; else echo "$RESTIC"; fi; }
-warm() { tar -C / -cf - "${DATA#/}" "${B#/}" 2>/dev/null | cat > /dev/null; }
+# Read the data and the servers' files into the page cache, then write back
+# whatever earlier steps left dirty, so the kernel does not flush it during
+# the next timed command.
+warm() { tar -C / -cf - "${DATA#/}" "${B#/}" 2>/dev/null | cat > /dev/null; sync; }
 
 declare -A R
 timed() { # KEY CMD
@@ -91,13 +94,15 @@ for round in $(seq "$ROUNDS"); do
 		for tool in $order; do
 			timed "$kind/$tool/backup/$round" "$(bin $tool) -q -r $(url $kind $tool $round) $(opts $kind $tool) backup --host bench --compression auto $DATA"
 		done
+		# A target per restore, all removed at the end: creating files soon
+		# after deleting many costs both tools kernel time on ext4 without
+		# a journal (see bench/compare).
 		for tool in $order; do
-			rm -rf "$WORK/restore"
-			timed "$kind/$tool/restore/$round" "$(bin $tool) -q -r $(url $kind $tool $round) $(opts $kind $tool) restore latest --target $WORK/restore"
+			timed "$kind/$tool/restore/$round" "$(bin $tool) -q -r $(url $kind $tool $round) $(opts $kind $tool) restore latest --target $WORK/restores/$kind-$tool-$round"
 		done
-		rm -rf "$WORK/restore"
 	done
 done
+rm -rf "$WORK/restores"
 
 {
 echo "Run of $(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git rev-parse --short HEAD), $ROUNDS round(s), mixed set ($(du -sb --apparent-size "$DATA" | cut -f1 | awk '{printf "%.0f MB", $1/1e6}')), load $(cut -d' ' -f1-3 /proc/loadavg)"
