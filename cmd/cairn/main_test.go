@@ -109,6 +109,10 @@ func (r *runner) command(ctx context.Context, args ...string) *exec.Cmd {
 	// Pdeathsig: a test binary killed by its -timeout takes its cairn
 	// children with it instead of leaving them running on the machine.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred, Pdeathsig: syscall.SIGKILL}
+	// A run that outlives its context is hung: SIGQUIT makes the Go
+	// runtime print every goroutine's stack to stderr, which the failing
+	// test shows; WaitDelay kills it if even that does not end it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
