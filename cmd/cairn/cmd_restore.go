@@ -164,26 +164,12 @@ func runRestore(ctx context.Context, a *app, opts restoreOptions, args []string)
 		return err
 	}
 	defer r.Close()
-	// restore.Run takes the lock, so that the index and the trees are read
-	// while it settles; nothing is written to the target before it is
-	// granted. Finding the snapshot only reads: if a forget removes it
-	// meanwhile, the lock (which forget holds exclusively) is refused.
-	var lockErr error
-	if a.gopts.NoLock {
-		ropts.NoLock = true
-	} else {
-		ropts.Lock = func(ctx context.Context) (context.Context, func(), error) {
-			lctx, unlock, err := a.lockRepository(ctx, r, false, false)
-			lockErr = err
-			return lctx, unlock, err
-		}
-	}
 	sn, sub, err := findSnapshot(ctx, r, args[0], &opts.filter)
 	if err != nil {
 		// restic locks first: a locked repository is reported as such
 		// (exit 11) even when the snapshot is not there.
-		if ropts.Lock != nil {
-			_, unlock, lerr := ropts.Lock(ctx)
+		if !a.gopts.NoLock {
+			_, unlock, lerr := a.lockRepository(ctx, r, false, false)
 			if lerr != nil {
 				return lerr
 			}
@@ -193,6 +179,31 @@ func runRestore(ctx context.Context, a *app, opts restoreOptions, args []string)
 	}
 
 	p := a.printer()
+	// restic says what it restores once it holds the lock; a refused lock
+	// is the only message then.
+	announce := func() {
+		if !a.gopts.JSON {
+			p.P("restoring %s to %s", sn, opts.Target)
+		}
+	}
+	// restore.Run takes the lock, so that the index and the trees are read
+	// while it settles; nothing is written to the target before it is
+	// granted. Finding the snapshot above only read: if a forget removed it
+	// meanwhile, the lock (which forget holds exclusively) is refused.
+	var lockErr error
+	if a.gopts.NoLock {
+		ropts.NoLock = true
+		announce()
+	} else {
+		ropts.Lock = func(ctx context.Context) (context.Context, func(), error) {
+			lctx, unlock, err := a.lockRepository(ctx, r, false, false)
+			lockErr = err
+			if err == nil {
+				announce()
+			}
+			return lctx, unlock, err
+		}
+	}
 	var progress restore.Progress
 	ropts.Progress = &progress
 	ropts.Warn = func(path string, err error) { p.E("Warning: %s: %v", path, err) }
@@ -204,9 +215,6 @@ func runRestore(ctx context.Context, a *app, opts restoreOptions, args []string)
 		a.restoreStatus(&progress, d)
 	})
 	defer upd.done()
-	if !a.gopts.JSON {
-		p.P("restoring %s to %s", sn, opts.Target)
-	}
 	start := time.Now()
 	res, err := restore.Run(ctx, r, sn, sub, ropts)
 	upd.done()

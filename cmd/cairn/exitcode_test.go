@@ -76,9 +76,16 @@ func TestExitLocked(t *testing.T) {
 				t.Errorf("%v: message does not contain %q:\n%s", args, want, res)
 			}
 		}
+		// Like restic, say what is restored only once the lock is held.
+		if strings.Contains(res.stdout, "restoring") {
+			t.Errorf("%v: announces a restore it was refused:\n%s", args, res)
+		}
 	}
 	// --no-lock reads anyway.
 	r.ok("--no-lock", "snapshots")
+	if res := r.ok("--no-lock", "restore", "latest", "--target", t.TempDir()); !strings.Contains(res.stdout, "restoring") {
+		t.Errorf("restore --no-lock does not say what it restores:\n%s", res)
+	}
 	// --retry-lock waits, says so, then gives up with 11.
 	start := time.Now()
 	res := r.expect(exitLocked, "--retry-lock", "1s", "snapshots")
