@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/blob"
 	"github.com/cairn-backup/cairn/repo/index"
-	"github.com/cairn-backup/cairn/repo/pack"
 	"github.com/cairn-backup/cairn/repo/tree"
 	"github.com/cairn-backup/cairn/repo/walk"
 )
@@ -513,13 +511,10 @@ func (f *finder) packsToBlobs(ctx context.Context, packs []string) error {
 		} else {
 			return nil
 		}
-		buf, err := backend.LoadAll(ctx, f.r.Backend(), backend.Handle{Type: backend.PackFile, Name: id.String()})
+		// Only the header is read, as restic does: a pack is 16 MiB or more.
+		blobs, err := f.r.ListPack(ctx, id, size)
 		if err != nil {
-			return fmt.Errorf("load pack %s: %w", id.Str(), err)
-		}
-		blobs, err := pack.ReadHeader(bytes.NewReader(buf), int64(len(buf)), f.r.Key())
-		if err != nil {
-			return fmt.Errorf("pack %s: %w", id.Str(), err)
+			return err
 		}
 		for _, b := range blobs {
 			switch b.Type {

@@ -3,7 +3,6 @@ package repair
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 
@@ -201,8 +200,7 @@ func readHeaders(ctx context.Context, r *repo.Repository, packs map[blob.ID]int6
 	for _, id := range sortedKeys(packs) {
 		size := packs[id]
 		g.Go(func() error {
-			h := backend.Handle{Type: backend.PackFile, Name: id.String()}
-			blobs, err := pack.ReadHeader(&readerAt{ctx: gctx, be: be, h: h}, size, r.Key())
+			blobs, err := r.ListPack(gctx, id, size)
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
@@ -225,23 +223,6 @@ func readHeaders(ctx context.Context, r *repo.Repository, packs map[blob.ID]int6
 	}
 	slices.SortFunc(invalid, blob.ID.Compare)
 	return read, invalid, nil
-}
-
-// readerAt reads ranges of one backend file.
-type readerAt struct {
-	ctx context.Context
-	be  backend.Backend
-	h   backend.Handle
-}
-
-func (ra *readerAt) ReadAt(p []byte, off int64) (int, error) {
-	n := 0
-	err := ra.be.Load(ra.ctx, ra.h, len(p), off, func(rd io.Reader) error {
-		var err error
-		n, err = io.ReadFull(rd, p)
-		return err
-	})
-	return n, err
 }
 
 func packBlobs(m map[uint32]index.BlobEntry) []pack.Blob {
