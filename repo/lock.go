@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +29,12 @@ type Lock struct {
 	PID       int       `json:"pid"`
 	UID       uint32    `json:"uid,omitempty"`
 	GID       uint32    `json:"gid,omitempty"`
+	// PIDNamespace names the process space PID belongs to: the kernel's
+	// boot ID and the PID namespace (Linux). A host name does not: two
+	// containers may share one and still number their processes apart,
+	// so that a live holder's PID is absent from the other's view. cairn
+	// writes it; restic ignores it and leaves it empty.
+	PIDNamespace string `json:"cairn_pid_namespace,omitempty"`
 
 	id blob.ID
 }
@@ -49,15 +56,18 @@ func (l *Lock) String() string {
 // stale, for every client.
 const StaleLockTimeout = 30 * time.Minute
 
-// Stale reports whether the lock's holder is gone: it was not refreshed for
-// 30 minutes (a live holder refreshes every 5), or it was made on this host
-// by a process that no longer exists. `unlock` removes stale locks, and so
-// does Lock on its way (unlike restic, where they block until `unlock`): a
-// command killed with SIGKILL, or a CronJob pod that was OOM-killed, must
-// not block the next run for ever.
+// Stale reports whether the lock's holder is gone by restic's rule: it was
+// not refreshed for 30 minutes (a live holder refreshes every 5), or it was
+// made on this host by a process that no longer exists. The PID is probed
+// only where it means the same process: for a lock that names its PID
+// namespace, in that namespace; for one that does not (restic's), on a host
+// of the same name. `unlock` removes these locks.
 func (l *Lock) Stale() bool {
 	if time.Since(l.Time) > StaleLockTimeout {
 		return true
+	}
+	if l.PIDNamespace != "" {
+		return l.PIDNamespace == pidNamespace() && !processExists(l.PID)
 	}
 	hn, err := os.Hostname()
 	if err != nil || hn != l.Hostname {
@@ -65,6 +75,38 @@ func (l *Lock) Stale() bool {
 	}
 	return !processExists(l.PID)
 }
+
+// holderGone reports whether the lock's holder is certainly gone, which is
+// when Lock removes the lock on its own (unlike restic, where it blocks
+// until `unlock`: a command killed with SIGKILL, or a CronJob pod that was
+// OOM-killed, must not block the next run for ever). That is Stale without
+// its guess: a lock that does not name its PID namespace goes only by age,
+// since a container that shares our host name but not our PID namespace
+// may hold it, alive, under a PID that is free here.
+func (l *Lock) holderGone() bool {
+	if time.Since(l.Time) > StaleLockTimeout {
+		return true
+	}
+	ns := pidNamespace()
+	return ns != "" && l.PIDNamespace == ns && !processExists(l.PID)
+}
+
+// pidNamespace names this process's PID namespace on this boot of this
+// kernel: "<boot ID>/pid:[<inode>]". Namespace inodes are only unique
+// within one boot, and the initial namespace has the same one on every
+// machine, hence the boot ID. It is empty where /proc does not tell (not
+// Linux, or /proc not mounted), and then no PID is trusted.
+var pidNamespace = sync.OnceValue(func() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil || strings.TrimSpace(string(boot)) == "" {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns
+})
 
 func processExists(pid int) bool {
 	if pid <= 0 {
@@ -100,8 +142,8 @@ type LockOptions struct {
 	// invalidRetry is the first delay before re-listing when a lock file
 	// could not be read (5 s, doubling, 3 retries).
 	invalidRetry time.Duration
-	// StaleRemoved, when set, is called for every stale lock Lock removed
-	// (so that the command can say so).
+	// StaleRemoved, when set, is called for every lock Lock removed
+	// because its holder is gone (so that the command can say so).
 	StaleRemoved func(*Lock)
 }
 
@@ -166,7 +208,7 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool, opts LockOptions)
 }
 
 func newLock(exclusive bool) *Lock {
-	l := &Lock{Time: time.Now(), Exclusive: exclusive, PID: os.Getpid()}
+	l := &Lock{Time: time.Now(), Exclusive: exclusive, PID: os.Getpid(), PIDNamespace: pidNamespace()}
 	l.Hostname, _ = os.Hostname()
 	if u, err := user.Current(); err == nil {
 		l.Username = u.Username
@@ -248,7 +290,7 @@ func (r *Repository) checkLocks(ctx context.Context, l *Lock, opts LockOptions, 
 			// conflicts or not, so that restic (which never ignores one)
 			// is not blocked by it either. If it cannot be removed it is
 			// treated like any other lock.
-			if other.lock.Stale() && r.removeStaleLock(ctx, other.id) {
+			if other.lock.holderGone() && r.removeStaleLock(ctx, other.id) {
 				if opts.StaleRemoved != nil {
 					opts.StaleRemoved(other.lock)
 				}

@@ -3,8 +3,12 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,20 +76,25 @@ func TestStaleLocks(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	old := &Lock{Time: time.Now().Add(-time.Hour), Exclusive: true, Hostname: "otherhost", PID: 1}
+	// restic's lock names no PID namespace: restic's rule, same host name.
 	deadPID := &Lock{Time: time.Now(), Hostname: host, PID: 1 << 30}
+	deadHere := &Lock{Time: time.Now(), Hostname: "renamed", PID: 1 << 30, PIDNamespace: pidNamespace()}
 	fresh := &Lock{Time: time.Now(), Hostname: "otherhost", PID: 1}
-	save(old)
-	save(deadPID)
-	save(fresh)
-	if !old.Stale() || !deadPID.Stale() || fresh.Stale() {
-		t.Fatalf("stale: old %v dead %v fresh %v", old.Stale(), deadPID.Stale(), fresh.Stale())
+	// Same host name, another PID namespace: its PID says nothing here.
+	elsewhere := &Lock{Time: time.Now(), Hostname: host, PID: 1 << 30, PIDNamespace: "other-boot/pid:[4026531836]"}
+	for _, l := range []*Lock{old, deadPID, deadHere, fresh, elsewhere} {
+		save(l)
+	}
+	if !old.Stale() || !deadPID.Stale() || !deadHere.Stale() || fresh.Stale() || elsewhere.Stale() {
+		t.Fatalf("stale: old %v dead %v dead here %v fresh %v elsewhere %v",
+			old.Stale(), deadPID.Stale(), deadHere.Stale(), fresh.Stale(), elsewhere.Stale())
 	}
 	n, err := r.RemoveLocks(ctx, false)
-	if err != nil || n != 2 {
+	if err != nil || n != 3 {
 		t.Fatalf("removed %d stale locks: %v", n, err)
 	}
 	n, err = r.RemoveLocks(ctx, true)
-	if err != nil || n != 1 {
+	if err != nil || n != 2 {
 		t.Fatalf("remove all: %d %v", n, err)
 	}
 }
@@ -105,7 +114,7 @@ func TestLockRemovesStaleLocks(t *testing.T) {
 		return id
 	}
 	oldExcl := save(&Lock{Time: time.Now().Add(-time.Hour), Exclusive: true, Hostname: "otherhost", PID: 1})
-	deadShared := save(&Lock{Time: time.Now(), Hostname: host, PID: 1 << 30})
+	deadShared := save(&Lock{Time: time.Now(), Hostname: host, PID: 1 << 30, PIDNamespace: pidNamespace()})
 	var removed []blob.ID
 	opts := fastLock
 	opts.StaleRemoved = func(l *Lock) { removed = append(removed, l.ID()) }
@@ -128,6 +137,94 @@ func TestLockRemovesStaleLocks(t *testing.T) {
 	var locked *LockedError
 	if _, _, err := r.Lock(ctx, false, fastLock); !errors.As(err, &locked) || locked.Lock.ID() != live {
 		t.Fatalf("live exclusive lock: got %v", err)
+	}
+}
+
+// Lock removes another process's lock on its own only when it knows that
+// process is gone. A dead PID on a host of our name proves nothing unless
+// the lock names our PID namespace: containers that share a host name
+// number their processes apart, and a live holder's PID may be free here.
+func TestLockKeepsLocksItCannotProveDead(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initMem(t, 2, Options{})
+	host, _ := os.Hostname()
+	cases := map[string]*Lock{
+		// restic's lock: no namespace; restic's own rule (and unlock)
+		// calls it stale.
+		"restic": {Time: time.Now(), Exclusive: true, Hostname: host, PID: 1 << 30},
+		// cairn's lock from a container with our host name.
+		"other namespace": {Time: time.Now(), Exclusive: true, Hostname: host, PID: 1 << 30, PIDNamespace: "3f0c/pid:[4026532301]"},
+	}
+	for name, l := range cases {
+		id, err := r.saveLock(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var locked *LockedError
+		if _, held, err := r.Lock(ctx, false, fastLock); !errors.As(err, &locked) || locked.Lock.ID() != id {
+			_ = held.Unlock()
+			t.Errorf("%s: a live-looking exclusive lock did not block: %v", name, err)
+		}
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: id.String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Our own locks name our namespace, so that our next run may remove
+	// them once we are gone.
+	_, held, err := r.Lock(ctx, false, fastLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	if l := held.Lock(); l.PIDNamespace != pidNamespace() || (runtime.GOOS == "linux" && l.PIDNamespace == "") {
+		t.Errorf("lock names PID namespace %q, this process is in %q", l.PIDNamespace, pidNamespace())
+	}
+}
+
+// TestPIDNamespace starts this test binary in the same PID namespace and in
+// a new one (unshare, as root) and compares what each calls its namespace.
+func TestPIDNamespace(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("PID namespaces are Linux's")
+	}
+	if os.Getenv("CAIRN_PRINT_PID_NAMESPACE") != "" {
+		fmt.Print(pidNamespace())
+		return
+	}
+	here := pidNamespace()
+	if !strings.Contains(here, "/pid:[") {
+		t.Fatalf("this process's PID namespace is %q", here)
+	}
+	child := func(argv ...string) (string, error) {
+		argv = append(argv, os.Args[0], "-test.run=^TestPIDNamespace$", "-test.count=1")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "CAIRN_PRINT_PID_NAMESPACE=1")
+		out, err := cmd.Output()
+		ns, _, _ := strings.Cut(string(out), "PASS")
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				err = fmt.Errorf("%w: %s", err, ee.Stderr)
+			}
+		}
+		return strings.TrimSpace(ns), err
+	}
+	same, err := child()
+	if err != nil || same != here {
+		t.Fatalf("a child in the same namespace says %q (%v), want %q", same, err, here)
+	}
+	other, err := child("unshare", "--pid", "--fork", "--mount-proc")
+	if err != nil && os.Geteuid() != 0 {
+		t.Skipf("unshare needs root here: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("run in a new PID namespace: %v", err)
+	}
+	bootHere, _, _ := strings.Cut(here, "/")
+	bootThere, nsThere, _ := strings.Cut(other, "/")
+	if other == here || bootThere != bootHere || !strings.HasPrefix(nsThere, "pid:[") {
+		t.Fatalf("in a new PID namespace: %q, here: %q", other, here)
 	}
 }
 

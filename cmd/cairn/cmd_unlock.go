@@ -12,7 +12,9 @@ func newUnlockCommand(a *app) *cobra.Command {
 		Long: `
 The "unlock" command removes stale locks that have been created by other
 cairn or restic processes: locks not refreshed for 30 minutes, or made on
-this host by a process that no longer exists. With --remove-all it removes
+this host by a process that no longer exists (for cairn's locks: in this
+PID namespace; a container that shares the host name numbers its processes
+apart). With --remove-all it removes
 every lock; make sure no other process uses the repository then.
 
 EXIT STATUS

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -495,10 +496,14 @@ func TestCrashRepairSnapshots(t *testing.T) {
 }
 
 // A lock whose holder is gone does not block: the next command removes it
-// and says so, where restic 0.19 stops with exit 11 until `unlock`. A lock
-// from another host is gone after 30 minutes without a refresh (a CronJob
-// pod that was killed: the next pod has another host name); a fresh one
-// from another host still blocks.
+// and says so, where restic 0.19 stops with exit 11 until `unlock`. cairn
+// knows a holder is gone when the lock names cairn's PID namespace and the
+// PID is free in it; a lock that does not (restic's) may belong to a live
+// process in a container that shares the host name, so it blocks like in
+// restic until unlock or 30 minutes pass. A lock from another host is gone
+// after 30 minutes without a refresh (a CronJob pod that was killed: the
+// next pod has another host name); a fresh one from another host still
+// blocks.
 func TestCrashStaleLocks(t *testing.T) {
 	dir := newRepo(t)
 	src := t.TempDir()
@@ -515,34 +520,68 @@ func TestCrashStaleLocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	host, _ := os.Hostname()
 	o := oracleFor(t)
 
-	// Killed on this host: its PID is gone. restic agrees that the lock
-	// is stale (its unlock removes it) but is blocked by it until then,
-	// check included.
-	killed := repo.Lock{Time: time.Now(), Exclusive: true, Hostname: host, Username: "ghost", PID: dead.Process.Pid}
-	save(killed)
-	for _, args := range [][]string{{"backup", src}, {"check"}} {
-		if code := o.Run(dir, args...).ExitCode; code != exitLocked {
-			t.Errorf("restic %v with a dead process's exclusive lock: exit %d, want %d", args, code, exitLocked)
+	// A cairn backup SIGKILLed while it holds its lock (it waits for
+	// stdin). restic's check is blocked by it (restic never ignores a
+	// lock); the next cairn command removes it.
+	stdin, feed := io.Pipe()
+	killed := r.withStdin(stdin).command(t.Context(), "backup", "--stdin")
+	if err := killed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); len(lockFiles(t, dir)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("cairn backup --stdin took no lock within a minute")
 		}
 	}
-	if res := o.MustRun(dir, "unlock"); !strings.Contains(string(res.Stdout), "successfully removed 1 locks") {
-		t.Errorf("restic unlock: %s", res.Output())
+	_ = killed.Process.Kill()
+	_ = feed.Close() // Wait waits for the stdin copy too
+	_ = killed.Wait()
+	if code := o.Run(dir, "check").ExitCode; code != exitLocked {
+		t.Errorf("restic check with a killed cairn's lock: exit %d, want %d", code, exitLocked)
 	}
-	save(killed)
 	res := r.ok("backup", src)
-	if !strings.Contains(res.stderr, "removed stale exclusive lock") || !strings.Contains(res.stderr, fmt.Sprintf("PID %d", dead.Process.Pid)) {
+	if !strings.Contains(res.stderr, "removed stale shared lock") || !strings.Contains(res.stderr, fmt.Sprintf("PID %d", killed.Process.Pid)) {
 		t.Errorf("no notice of the removed lock:\n%s", res)
 	}
 	if locks := lockFiles(t, dir); len(locks) != 0 {
 		t.Errorf("locks left: %v", locks)
 	}
+
+	// restic's lock (no PID namespace) of a process gone from this host:
+	// both tools stop until unlock, and both unlocks remove it.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	resticLock := repo.Lock{Time: time.Now(), Exclusive: true, Hostname: host, Username: "ghost", PID: dead.Process.Pid}
+	save(resticLock)
+	if code := o.Run(dir, "backup", src).ExitCode; code != exitLocked {
+		t.Errorf("restic backup with a dead process's exclusive lock: exit %d, want %d", code, exitLocked)
+	}
+	if res := r.expect(exitLocked, "backup", src); !strings.Contains(res.stderr, fmt.Sprintf("PID %d", dead.Process.Pid)) {
+		t.Errorf("the message does not name the holder:\n%s", res)
+	}
+	if res := o.MustRun(dir, "unlock"); !strings.Contains(string(res.Stdout), "successfully removed 1 locks") {
+		t.Errorf("restic unlock: %s", res.Output())
+	}
+	save(resticLock)
+	r.ok("unlock")
+	if locks := lockFiles(t, dir); len(locks) != 0 {
+		t.Errorf("cairn unlock left %v", locks)
+	}
+
+	// cairn's lock from a container with this host name but another PID
+	// namespace: its PID says nothing here, not even to unlock.
+	save(repo.Lock{Time: time.Now(), Exclusive: true, Hostname: host, Username: "ghost", PID: dead.Process.Pid, PIDNamespace: "0d9e2c44-1b7f-4f0e-9a53-6a1c3c1d7e55/pid:[4026532417]"})
+	r.expect(exitLocked, "backup", src)
+	r.ok("unlock")
+	if locks := lockFiles(t, dir); len(locks) != 1 {
+		t.Errorf("unlock removed a lock from another PID namespace: %v", locks)
+	}
+	r.ok("unlock", "--remove-all")
 
 	// Killed on another host 31 minutes ago.
 	save(repo.Lock{Time: time.Now().Add(-31 * time.Minute), Hostname: "killed-pod", Username: "ghost", PID: 1})
