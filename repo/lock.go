@@ -63,11 +63,11 @@ const StaleLockTimeout = 30 * time.Minute
 // namespace, in that namespace; for one that does not (restic's), on a host
 // of the same name. `unlock` removes these locks.
 func (l *Lock) Stale() bool {
-	if time.Since(l.Time) > StaleLockTimeout {
+	if l.holderGone() {
 		return true
 	}
 	if l.PIDNamespace != "" {
-		return l.PIDNamespace == pidNamespace() && !processExists(l.PID)
+		return false // another namespace's PID says nothing here
 	}
 	hn, err := os.Hostname()
 	if err != nil || hn != l.Hostname {
@@ -97,15 +97,16 @@ func (l *Lock) holderGone() bool {
 // machine, hence the boot ID. It is empty where /proc does not tell (not
 // Linux, or /proc not mounted), and then no PID is trusted.
 var pidNamespace = sync.OnceValue(func() string {
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
+	raw, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	boot := strings.TrimSpace(string(raw))
+	if err != nil || boot == "" {
 		return ""
 	}
 	ns, err := os.Readlink("/proc/self/ns/pid")
-	if err != nil || strings.TrimSpace(string(boot)) == "" {
+	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(boot)) + "/" + ns
+	return boot + "/" + ns
 })
 
 func processExists(pid int) bool {

@@ -215,7 +215,7 @@ func TestPIDNamespace(t *testing.T) {
 		t.Fatalf("a child in the same namespace says %q (%v), want %q", same, err, here)
 	}
 	other, err := child("unshare", "--pid", "--fork", "--mount-proc")
-	if err != nil && os.Geteuid() != 0 {
+	if err != nil && os.Geteuid() != 0 && os.Getenv("CI") != "true" {
 		t.Skipf("unshare needs root here: %v", err)
 	}
 	if err != nil {
