@@ -530,7 +530,9 @@ func TestCrashStaleLocks(t *testing.T) {
 	if err := killed.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); len(lockFiles(t, dir)) == 0; time.Sleep(10 * time.Millisecond) {
+	// Its lock under its final name: a temporary file caught before the
+	// rename is no lock yet.
+	for deadline := time.Now().Add(time.Minute); len(lockIDs(t, dir)) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("cairn backup --stdin took no lock within a minute")
 		}

@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -561,7 +560,7 @@ func (s *crashSeries) runPoint(t *testing.T, p crashPoint, readData bool) crashO
 	// lock is left that would stop restic (which never ignores one).
 	// A SIGKILL while the local backend wrote a lock leaves its temporary
 	// file (<id>-tmp-<random>); restic and cairn ignore such names.
-	locks := slices.DeleteFunc(lockFiles(t, pt.dir), func(name string) bool { return !fileID.MatchString(name) })
+	locks := lockIDs(t, pt.dir)
 	if len(locks) != 0 {
 		t.Errorf("%v: %d lock files left after the second run: %v", p, len(locks), locks)
 	}

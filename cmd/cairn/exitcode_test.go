@@ -193,7 +193,7 @@ func TestExitInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(60 * time.Second)
-			for len(lockFiles(t, dir)) == 0 || countFiles(t, filepath.Join(dir, "data")) == 0 {
+			for len(lockIDs(t, dir)) == 0 || countFiles(t, filepath.Join(dir, "data")) == 0 {
 				if time.Now().After(deadline) {
 					cmd.Process.Kill()
 					t.Fatalf("backup stored no pack within a minute\n%s\n%s", stdout.String(), stderr.String())
@@ -277,7 +277,7 @@ func TestExitInterruptedRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for len(lockFiles(t, dir)) == 0 {
+	for len(lockIDs(t, dir)) == 0 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatalf("restore took no lock within a minute:\n%s", out.String())

@@ -245,6 +245,13 @@ func lockFiles(t *testing.T, repoDir string) []string {
 	return names
 }
 
+// lockIDs is lockFiles without the local backend's temporary files
+// (<id>-tmp-<random>, a lock being written), which restic and cairn ignore.
+func lockIDs(t *testing.T, repoDir string) []string {
+	t.Helper()
+	return slices.DeleteFunc(lockFiles(t, repoDir), func(name string) bool { return !fileID.MatchString(name) })
+}
+
 // oracleCmd is a restic invocation with standard input.
 func oracleCmd(repoDir string, stdin io.Reader, args ...string) oracle.Cmd {
 	return oracle.Cmd{Repo: repoDir, Args: args, Stdin: stdin}

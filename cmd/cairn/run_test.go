@@ -357,7 +357,7 @@ webhook: {url: `+rc.srv.URL+`}
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for len(lockFiles(t, dir)) == 0 || countFiles(t, filepath.Join(dir, "data")) == 0 {
+	for len(lockIDs(t, dir)) == 0 || countFiles(t, filepath.Join(dir, "data")) == 0 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatalf("backup stored no pack within a minute\n%s", out.String())
